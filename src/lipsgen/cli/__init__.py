@@ -1,0 +1,1 @@
+"""The ``lipsgen`` command line: a thin layer over the library."""

@@ -1,0 +1,106 @@
+"""Event files in HDF5: dataset ``momenta`` (n_events, n_particles, 4) float64, (E, px, py, pz).
+
+Attributes: ``target``, the target's parameters, ``sqrt_s``, ``seed``, ``lipsgen_version``.
+Writing streams chunk by chunk into a temporary file that is renamed on success.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._version import __version__
+from ..progress import progress_bar
+from .atomic import atomic_output
+
+__all__ = ["write_events_h5", "read_events_h5", "read_attributes_h5", "EventFileError"]
+
+MOMENTA = "momenta"
+
+
+class EventFileError(ValueError):
+    """An event file is missing, unreadable, or not laid out as lipsgen expects."""
+
+
+def write_events_h5(
+    path: str | os.PathLike[str],
+    chunks: Iterable[Tensor],
+    *,
+    n_events: int,
+    n_particles: int,
+    attributes: Mapping[str, Any],
+    progress: bool | None = None,
+) -> Path:
+    """Stream event chunks (each (m, n_particles, 4)) into ``path``; ``n_events`` in all.
+
+    ``attributes`` are stored on the file (``lipsgen_version`` is added). ``progress=None`` shows a
+    progress bar only on a terminal. Returns the path written.
+    """
+    path = Path(path)
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        chunk_shape = (min(n_events, 16384), n_particles, 4) if n_events else None
+        dset = f.create_dataset(MOMENTA, shape=(n_events, n_particles, 4), dtype="f8", chunks=chunk_shape)
+        for key, value in attributes.items():
+            f.attrs[key] = value
+        f.attrs["lipsgen_version"] = __version__
+        written = 0
+        with progress_bar(total=n_events, unit="ev", desc=f"writing {path.name}", enable=progress) as bar:
+            for chunk in chunks:
+                if chunk.ndim != 3 or chunk.shape[1:] != (n_particles, 4):
+                    raise ValueError(
+                        f"chunk of shape {tuple(chunk.shape)} does not fit ({n_particles} particles, 4)"
+                    )
+                m = chunk.shape[0]
+                if written + m > n_events:
+                    raise ValueError(f"more than the announced {n_events} events")
+                dset[written : written + m] = chunk.detach().to("cpu", torch.float64).numpy()
+                written += m
+                bar.update(m)
+        if written != n_events:
+            raise ValueError(f"got {written} events, expected {n_events}")
+    return path
+
+
+def _open(path: str | os.PathLike[str]) -> h5py.File:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such event file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise EventFileError(f"{path}: not a readable HDF5 file ({err})") from None
+
+
+def read_attributes_h5(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The attributes of an event file, as plain Python values."""
+    with _open(path) as f:
+        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+
+
+def read_events_h5(
+    path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float64
+) -> tuple[Tensor, dict[str, Any]]:
+    """Read ``momenta`` (n, N, 4) and the attributes of an event file. Only the layout is checked
+    here; physics checks (masslessness, CM frame) are the caller's, see :mod:`lipsgen.validation`."""
+    with _open(path) as f:
+        if MOMENTA not in f:
+            raise EventFileError(f"{path}: no dataset '{MOMENTA}' (found: {sorted(f.keys())})")
+        dset = f[MOMENTA]
+        if not isinstance(dset, h5py.Dataset) or dset.ndim != 3 or dset.shape[-1] != 4:
+            shape = getattr(dset, "shape", None)
+            raise EventFileError(
+                f"{path}: '{MOMENTA}' must have shape (n_events, n_particles, 4), got {shape}"
+            )
+        try:
+            data = dset[...]
+        except OSError as err:
+            raise EventFileError(f"{path}: '{MOMENTA}' cannot be read, file corrupt? ({err})") from None
+        attributes = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+    return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float64)).to(dtype), attributes

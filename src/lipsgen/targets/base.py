@@ -1,0 +1,88 @@
+"""What every training target provides: exact, seeded, chunked sampling of events on phase space."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..random import make_generator
+
+__all__ = ["Target", "DEFAULT_CHUNK_SIZE"]
+
+# Events per chunk when streaming: large enough to amortise Python overhead, small enough that
+# a chunk of 30-particle events stays well under 100 MB.
+DEFAULT_CHUNK_SIZE = 65536
+
+
+class Target(ABC):
+    """A distribution of massless events (n, N, 4) in the CM frame at ``sqrt_s``.
+
+    Subclasses set ``name`` and ``labelled`` (whether particle order carries meaning) and implement
+    :meth:`sample_chunk`. Sampling is exact: no approximations and no weights.
+    """
+
+    name: str = ""
+    labelled: bool = False
+
+    def __init__(self, n_particles: int, sqrt_s: float = 1.0) -> None:
+        if not isinstance(n_particles, int) or n_particles < 2:
+            raise ValueError(f"{self.name}: n_particles must be an integer >= 2, got {n_particles!r}")
+        if not (isinstance(sqrt_s, (int, float)) and 0 < sqrt_s < float("inf")):
+            raise ValueError(f"{self.name}: sqrt_s must be a finite number > 0, got {sqrt_s!r}")
+        self.n_particles = n_particles
+        self.sqrt_s = float(sqrt_s)
+
+    @abstractmethod
+    def sample_chunk(
+        self, n_events: int, generator: torch.Generator, dtype: torch.dtype, device: torch.device
+    ) -> Tensor:
+        """Draw ``n_events`` events (n_events, n_particles, 4) with ``generator``."""
+
+    def parameters(self) -> dict[str, Any]:
+        """The target's parameters, as recorded in event-file attributes."""
+        return {"n_particles": self.n_particles, "sqrt_s": self.sqrt_s}
+
+    def stream(
+        self,
+        n_events: int,
+        *,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = "cpu",
+    ) -> Iterator[Tensor]:
+        """Yield chunks of at most ``chunk_size`` events, ``n_events`` in all.
+
+        The same seed and chunk size give the same events on the same device.
+        """
+        if not isinstance(n_events, int) or n_events < 0:
+            raise ValueError(f"n_events must be a non-negative integer, got {n_events!r}")
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        device = torch.device(device)
+        gen = make_generator(seed, generator, device)
+        done = 0
+        while done < n_events:
+            size = min(chunk_size, n_events - done)
+            yield self.sample_chunk(size, gen, dtype, device)
+            done += size
+
+    def sample(
+        self,
+        n_events: int,
+        *,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = "cpu",
+    ) -> Tensor:
+        """Draw ``n_events`` events (n_events, n_particles, 4) in one tensor."""
+        chunks = list(self.stream(n_events, seed=seed, generator=generator, dtype=dtype, device=device))
+        if not chunks:
+            return torch.empty((0, self.n_particles, 4), dtype=dtype, device=device)
+        return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
