@@ -13,8 +13,8 @@ from ..random import make_generator
 
 __all__ = ["Target", "DEFAULT_CHUNK_SIZE"]
 
-# Events per chunk when streaming: large enough to amortise Python overhead, small enough that
-# a chunk of 30-particle events stays well under 100 MB.
+# Events per chunk when streaming: amortises Python and HDF5 overhead; a chunk of 30-particle
+# events stays under 100 MB.
 DEFAULT_CHUNK_SIZE = 65536
 
 

@@ -12,6 +12,8 @@ from .base import Target
 
 __all__ = ["Uniform", "uniform_phase_space"]
 
+_BLOCK_PARTICLES = 2**17
+
 
 class Uniform(Target):
     """Flat massless N-body phase space at ``sqrt_s``: the RAMBO map of prior samples.
@@ -26,8 +28,17 @@ class Uniform(Target):
     def sample_chunk(
         self, n_events: int, generator: torch.Generator, dtype: torch.dtype, device: torch.device
     ) -> Tensor:
-        components = sample_prior_components(n_events, self.n_particles, generator, dtype, device)
-        return rambo_map_components(*components, self.sqrt_s).p
+        # Work in blocks whose temporaries fit the CPU caches: at N = 10, blocks of 2^17 particles
+        # sample about 1.5x faster than one block of 2e5 events (bench/bench_uniform.py).
+        block = max(1, _BLOCK_PARTICLES // self.n_particles)
+        parts = []
+        for start in range(0, n_events, block):
+            size = min(block, n_events - start)
+            components = sample_prior_components(size, self.n_particles, generator, dtype, device)
+            parts.append(rambo_map_components(*components, self.sqrt_s).p)
+        if len(parts) == 1:
+            return parts[0]
+        return torch.cat(parts) if parts else torch.empty((0, self.n_particles, 4), dtype=dtype, device=device)
 
     def log_density(self, events: Tensor) -> Tensor:
         """``log(1 / V_N)`` per event, shape (n,)."""
