@@ -52,8 +52,7 @@ def test_seed_is_recorded_when_not_given(tmp_path):
         (["data", "uniform", "--particles", "3", "--events", "0"], "expected a positive integer"),
         (["data", "uniform", "--particles", "3", "--events", "5", "--sqrt-s", "nan"], "finite positive"),
         (["data", "uniform", "--particles", "3", "--events", "5", "--seed", "-2"], "non-negative"),
-        (["data", "uniform", "--events", "5"], "--particles"),
-        (["data", "uniform", "--particles", "3", "--events", "5", "--ycut", "0.1"], "unrecognized arguments"),
+        (["data", "uniform", "--particles", "3", "--events", "5", "--bogus"], "unrecognized arguments"),
         (["data", "nosuch"], "invalid choice"),
     ],
 )
@@ -61,6 +60,26 @@ def test_bad_options_are_refused(tmp_path, args, message):
     result = run_cli(*args, "--out", str(tmp_path / "x.h5"))
     assert result.returncode == 2
     assert message in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data", "uniform", "--events", "5"], "target uniform needs --particles"),
+        (["data", "uniform", "--particles", "3", "--events", "5", "--ycut", "0.1"],
+         "--ycut does not apply to target uniform"),
+        (["data", "muon", "--particles", "3", "--events", "5"], "--particles does not apply to target muon"),
+        (["data", "qqg", "--xi-max", "3", "--events", "5"], "--xi-max does not apply to target qqg"),
+        (["data", "sarge", "--ycut", "0.01", "--events", "5"], "--ycut does not apply to target sarge"),
+        (["data", "qqg", "--ycut", "0.5", "--events", "5"], "ycut must be a number in (0, 1/3)"),
+        (["data", "sarge", "--xi-max", "1", "--events", "5"], "xi_max must be a finite number > 1"),
+    ],
+)
+def test_options_that_do_not_fit_the_target_are_refused(tmp_path, args, message):
+    result = run_cli(*args, "--out", str(tmp_path / "x.h5"))
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())
 
 

@@ -1,6 +1,24 @@
-"""Training targets with known truth (DESIGN §4)."""
+"""Training targets with known truth (DESIGN §4): exact, seeded, streamed in chunks."""
 
-from .base import DEFAULT_CHUNK_SIZE, Target
+from typing import Any
+
+from .base import DEFAULT_CHUNK_SIZE, Target, random_permutations
+from .muon import MuonDecay
+from .qqg import QQG
+from .sarge import Sarge, antenna
 from .uniform import Uniform, uniform_phase_space
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "Target", "Uniform", "uniform_phase_space"]
+TARGETS: dict[str, type[Target]] = {"uniform": Uniform, "muon": MuonDecay, "qqg": QQG, "sarge": Sarge}
+
+
+def make_target(name: str, **parameters: Any) -> Target:
+    """Build a target by name with its parameters (as stored in event-file attributes)."""
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")
+    return TARGETS[name](**parameters)
+
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE", "QQG", "TARGETS", "MuonDecay", "Sarge", "Target", "Uniform", "antenna",
+    "make_target", "random_permutations", "uniform_phase_space",
+]

@@ -11,11 +11,19 @@ from torch import Tensor
 
 from ..random import make_generator
 
-__all__ = ["Target", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["Target", "DEFAULT_CHUNK_SIZE", "random_permutations"]
 
 # Events per chunk when streaming: amortises Python and HDF5 overhead; a chunk of 30-particle
 # events stays under 100 MB.
 DEFAULT_CHUNK_SIZE = 65536
+
+
+def random_permutations(events: Tensor, generator: torch.Generator) -> Tensor:
+    """Shuffle the particle order of each event (n, N, 4) independently and uniformly."""
+    n, n_particles = events.shape[:2]
+    keys = torch.rand((n, n_particles), generator=generator, dtype=torch.float64, device=events.device)
+    order = keys.argsort(dim=1)
+    return events.gather(1, order.unsqueeze(-1).expand(-1, -1, events.shape[-1]))
 
 
 class Target(ABC):
@@ -53,12 +61,14 @@ class Target(ABC):
         seed: int | None = None,
         generator: torch.Generator | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        permute: bool = False,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
     ) -> Iterator[Tensor]:
         """Yield chunks of at most ``chunk_size`` events, ``n_events`` in all.
 
-        The same seed and chunk size give the same events on the same device.
+        ``permute`` shuffles the particle order of every event (for models of unlabelled
+        particles). The same seed, chunk size and options give the same events on the same device.
         """
         if not isinstance(n_events, int) or n_events < 0:
             raise ValueError(f"n_events must be a non-negative integer, got {n_events!r}")
@@ -69,7 +79,8 @@ class Target(ABC):
         done = 0
         while done < n_events:
             size = min(chunk_size, n_events - done)
-            yield self.sample_chunk(size, gen, dtype, device)
+            chunk = self.sample_chunk(size, gen, dtype, device)
+            yield random_permutations(chunk, gen) if permute else chunk
             done += size
 
     def sample(
@@ -78,11 +89,13 @@ class Target(ABC):
         *,
         seed: int | None = None,
         generator: torch.Generator | None = None,
+        permute: bool = False,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
     ) -> Tensor:
         """Draw ``n_events`` events (n_events, n_particles, 4) in one tensor."""
-        chunks = list(self.stream(n_events, seed=seed, generator=generator, dtype=dtype, device=device))
+        chunks = list(self.stream(n_events, seed=seed, generator=generator, permute=permute,
+                                  dtype=dtype, device=device))
         if not chunks:
             return torch.empty((0, self.n_particles, 4), dtype=dtype, device=device)
         return torch.cat(chunks) if len(chunks) > 1 else chunks[0]

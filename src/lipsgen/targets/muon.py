@@ -1,0 +1,67 @@
+"""Muon decay at rest, mu- -> e- nu_mu anti-nu_e, with massless final states (DESIGN §4)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..kinematics import minkowski_dot
+from .base import Target
+from .three_body import dalitz_jacobian
+from .uniform import Uniform
+
+__all__ = ["MuonDecay"]
+
+
+class MuonDecay(Target):
+    """Particles (e-, nu_mu, anti-nu_e). Density on phase space ∝ ``(p_mu·p_3)(p_1·p_2)``.
+
+    At rest ``p_mu = (sqrt_s, 0)``, so the weight is ``w = sqrt_s E_3 (p_1·p_2)``; with
+    ``x_3 = 2 E_3 / sqrt_s`` and ``p_1·p_2 = s (1 - x_3) / 2``: ``w = s^2 x_3 (1 - x_3) / 4``.
+    Bound (proof): ``x (1 - x) <= 1/4`` for all real x, so ``w <= s^2 / 16 = w_max``. Sampling is
+    rejection from uniform phase space with probability ``w / w_max`` (efficiency 2/3, since
+    ``x_3 ~ Beta(2, 1)`` under uniform phase space and ``E[x(1-x)] = 1/6``).
+    """
+
+    name = "muon"
+    labelled = True
+    density_normalised = True
+    particle_names = ("e-", "nu_mu", "anti-nu_e")
+
+    def __init__(self, sqrt_s: float = 1.0) -> None:
+        super().__init__(3, sqrt_s)
+        self._uniform = Uniform(3, sqrt_s)
+
+    def parameters(self) -> dict:
+        return {"sqrt_s": self.sqrt_s}
+
+    def weight(self, events: Tensor) -> Tensor:
+        """Unnormalised weight ``w / w_max`` in [0, 1], shape (n,)."""
+        s = self.sqrt_s**2
+        w = self.sqrt_s * events[:, 2, 0] * minkowski_dot(events[:, 0], events[:, 1])
+        return w / (s * s / 16)
+
+    def log_density(self, events: Tensor) -> Tensor:
+        """Normalised log-density on phase space (measure of DESIGN §1), shape (n,).
+
+        ``∫ w dPhi = w_max * E_uniform[w / w_max] * V_3 = w_max * (2/3) * V_3``.
+        """
+        volume = dalitz_jacobian(self.sqrt_s) / 2
+        return torch.log(self.weight(events)) - math.log(2 / 3 * volume)
+
+    def sample_chunk(self, n_events, generator, dtype, device) -> Tensor:
+        accepted: list[Tensor] = []
+        have = 0
+        while have < n_events:
+            need = n_events - have
+            proposal = self._uniform.sample_chunk(int(need * 1.6) + 16, generator, dtype, device)
+            ratio = self.weight(proposal)
+            if bool((ratio > 1 + 1e-12).any()):
+                raise RuntimeError(f"muon: weight ratio {float(ratio.max())} exceeds its proven bound 1")
+            keep = torch.rand(ratio.shape, generator=generator, dtype=dtype, device=device) < ratio
+            chosen = proposal[keep][:need]
+            accepted.append(chosen)
+            have += len(chosen)
+        return torch.cat(accepted)
