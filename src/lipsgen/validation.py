@@ -14,6 +14,7 @@ __all__ = [
     "check_threevectors",
     "check_events",
     "check_positive",
+    "check_nonzero_vectors",
     "default_mass_rtol",
     "default_cm_rtol",
 ]
@@ -127,3 +128,12 @@ def check_positive(value: float | Tensor, name: str) -> None:
         return
     if not (isinstance(value, (int, float)) and value == value and 0 < value < float("inf")):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def check_nonzero_vectors(q: Tensor, reason: str, name: str = "q") -> Tensor:
+    """Raise if a particle of q (n, N, 3) is the zero vector; returns the norms |q| (n, N)."""
+    r = torch.linalg.vector_norm(q, dim=-1)
+    zero = r == 0
+    if zero.any():
+        raise ValueError(f"{name}: {_where(_first_event(zero))} is the zero vector, {reason}")
+    return r

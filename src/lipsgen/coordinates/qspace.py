@@ -16,7 +16,9 @@ import torch
 from torch import Tensor
 
 from ..random import make_generator
-from ..validation import check_threevectors
+from ..validation import check_nonzero_vectors, check_threevectors
+
+_PRIOR_SINGULAR = "where the prior is singular"
 
 __all__ = [
     "sample_prior",
@@ -90,16 +92,14 @@ def prior_log_prob(q: Tensor) -> Tensor:
     ``sum_i [-|q_i| - log(4 pi |q_i|)]``; ``-inf`` would need ``q_i = 0`` exactly, which is refused.
     """
     check_threevectors(q)
-    r = torch.linalg.vector_norm(q, dim=-1)
-    _check_nonzero(r)
+    r = check_nonzero_vectors(q, _PRIOR_SINGULAR)
     return (-r - torch.log(4 * math.pi * r)).sum(dim=-1)
 
 
 def prior_score(q: Tensor) -> Tensor:
     """Score ``grad_q log prior = -(1 + 1/|q|) q/|q|``, shape (n_events, n_particles, 3)."""
     check_threevectors(q)
-    r = torch.linalg.vector_norm(q, dim=-1, keepdim=True)
-    _check_nonzero(r)
+    r = check_nonzero_vectors(q, _PRIOR_SINGULAR).unsqueeze(-1)
     return -(1 + 1 / r) * q / r
 
 
@@ -124,10 +124,3 @@ def _check_sizes(n_events: int, n_particles: int) -> None:
         raise ValueError(f"n_events must be a non-negative integer, got {n_events!r}")
     if not isinstance(n_particles, int) or n_particles < 2:
         raise ValueError(f"n_particles must be an integer >= 2, got {n_particles!r}")
-
-
-def _check_nonzero(r: Tensor) -> None:
-    zero = r == 0
-    if zero.any():
-        i, j = (int(v) for v in torch.nonzero(zero)[0][:2])
-        raise ValueError(f"q: event {i}, particle {j} is the zero vector, where the prior is singular")

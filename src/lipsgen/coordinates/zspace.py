@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..validation import check_threevectors
+from ..validation import check_nonzero_vectors, check_threevectors
 
 __all__ = ["q_to_z", "z_to_q", "log_abs_det_q_to_z"]
 
@@ -127,10 +127,7 @@ def log_abs_det_q_to_z(q: Tensor) -> Tensor:
     ``drho/dr = f_Gamma2(r) / f_chi3(rho)``. ``log|det dq/dz|`` at ``z`` is minus this at ``z_to_q(z)``.
     """
     check_threevectors(q)
-    r = torch.linalg.vector_norm(q, dim=-1)
-    if (r == 0).any():
-        i, j = (int(v) for v in torch.nonzero(r == 0)[0])
-        raise ValueError(f"q: event {i}, particle {j} is the zero vector, where the z-map is singular")
+    r = check_nonzero_vectors(q, "where the z-map is singular")
     rho = _transport(r, _GAMMA2, _CHI3)
     per_particle = 2 * torch.log(rho / r) + _GAMMA2.logpdf(r) - _CHI3.logpdf(rho)
     return per_particle.sum(dim=-1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..random import make_generator
 
-__all__ = ["Target", "DEFAULT_CHUNK_SIZE", "random_permutations"]
+__all__ = ["Target", "DEFAULT_CHUNK_SIZE", "fill_by_rejection", "random_permutations"]
 
 # Events per chunk when streaming: amortises Python and HDF5 overhead; a chunk of 30-particle
 # events stays under 100 MB.
@@ -24,6 +24,18 @@ def random_permutations(events: Tensor, generator: torch.Generator) -> Tensor:
     keys = torch.rand((n, n_particles), generator=generator, dtype=torch.float64, device=events.device)
     order = keys.argsort(dim=1)
     return events.gather(1, order.unsqueeze(-1).expand(-1, -1, events.shape[-1]))
+
+
+def fill_by_rejection(n_events: int, draw_accepted: Callable[[int], Tensor]) -> Tensor:
+    """Call ``draw_accepted(need)`` (which returns the accepted events of one proposal round)
+    until ``n_events`` events are collected; returns exactly ``n_events`` of them, in order."""
+    accepted: list[Tensor] = []
+    have = 0
+    while have < n_events:
+        events = draw_accepted(n_events - have)[: n_events - have]
+        accepted.append(events)
+        have += len(events)
+    return torch.cat(accepted)
 
 
 class Target(ABC):

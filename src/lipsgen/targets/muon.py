@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..kinematics import minkowski_dot
-from .base import Target
+from .base import Target, fill_by_rejection
 from .three_body import dalitz_jacobian
 from .uniform import Uniform
 
@@ -52,16 +52,12 @@ class MuonDecay(Target):
         return torch.log(self.weight(events)) - math.log(2 / 3 * volume)
 
     def sample_chunk(self, n_events, generator, dtype, device) -> Tensor:
-        accepted: list[Tensor] = []
-        have = 0
-        while have < n_events:
-            need = n_events - have
+        def draw_accepted(need: int) -> Tensor:
             proposal = self._uniform.sample_chunk(int(need * 1.6) + 16, generator, dtype, device)
             ratio = self.weight(proposal)
             if bool((ratio > 1 + 1e-12).any()):
                 raise RuntimeError(f"muon: weight ratio {float(ratio.max())} exceeds its proven bound 1")
             keep = torch.rand(ratio.shape, generator=generator, dtype=dtype, device=device) < ratio
-            chosen = proposal[keep][:need]
-            accepted.append(chosen)
-            have += len(chosen)
-        return torch.cat(accepted)
+            return proposal[keep]
+
+        return fill_by_rejection(n_events, draw_accepted)

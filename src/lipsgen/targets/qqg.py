@@ -11,7 +11,7 @@ from scipy import integrate
 from torch import Tensor
 
 from ..kinematics import scaled_pair_invariants
-from .base import Target
+from .base import Target, fill_by_rejection
 from .three_body import dalitz_jacobian, events_from_invariants
 
 __all__ = ["QQG"]
@@ -73,21 +73,16 @@ class QQG(Target):
 
     def sample_chunk(self, n_events, generator, dtype, device) -> Tensor:
         log_cut = math.log(self.ycut)
-        accepted: list[Tensor] = []
-        have = 0
-        while have < n_events:
-            need = n_events - have
-            m = int(need * 1.5) + 16
-            r = torch.rand((3, m), generator=generator, dtype=dtype, device=device)
+
+        def draw_accepted(need: int) -> Tensor:
+            r = torch.rand((3, int(need * 1.5) + 16), generator=generator, dtype=dtype, device=device)
             u, v = torch.exp(r[0] * log_cut), torch.exp(r[1] * log_cut)
             ratio = ((1 - u) ** 2 + (1 - v) ** 2) / 2
             if bool((ratio > 1).any()):
                 raise RuntimeError(f"qqg: weight ratio {float(ratio.max())} exceeds its proven bound 1")
             keep = (r[2] < ratio) & (u > self.ycut) & (v > self.ycut) & (1 - u - v > self.ycut)
             events = events_from_invariants(u[keep], v[keep], self.sqrt_s, generator)
-            y = scaled_pair_invariants(events, self.sqrt_s)
-            off_diagonal = y + torch.eye(3, dtype=dtype, device=device)
-            events = events[off_diagonal.flatten(1).min(dim=1).values > self.ycut][:need]
-            accepted.append(events)
-            have += len(events)
-        return torch.cat(accepted)
+            y = scaled_pair_invariants(events, self.sqrt_s) + torch.eye(3, dtype=dtype, device=device)
+            return events[y.flatten(1).min(dim=1).values > self.ycut]
+
+        return fill_by_rejection(n_events, draw_accepted)

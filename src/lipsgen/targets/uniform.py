@@ -36,9 +36,7 @@ class Uniform(Target):
             size = min(block, n_events - start)
             components = sample_prior_components(size, self.n_particles, generator, dtype, device)
             parts.append(rambo_map_components(*components, self.sqrt_s).p)
-        if len(parts) == 1:
-            return parts[0]
-        return torch.cat(parts) if parts else torch.empty((0, self.n_particles, 4), dtype=dtype, device=device)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def log_density(self, events: Tensor) -> Tensor:
         """``log(1 / V_N)`` per event, shape (n,)."""
