@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import data, demo
+from . import convert, data, demo
 
 __all__ = ["main", "build_parser"]
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lipsgen {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data.add_parser(commands)
+    convert.add_parser(commands)
     demo.add_parser(commands)
     return parser
 

@@ -19,14 +19,11 @@ from torch import Tensor
 from .._version import __version__
 from ..progress import progress_bar
 from .atomic import atomic_output
+from .errors import EventFileError
 
 __all__ = ["write_events_h5", "read_events_h5", "read_attributes_h5", "EventFileError"]
 
 MOMENTA = "momenta"
-
-
-class EventFileError(ValueError):
-    """An event file is missing, unreadable, or not laid out as lipsgen expects."""
 
 
 def write_events_h5(
@@ -78,10 +75,19 @@ def _open(path: str | os.PathLike[str]) -> h5py.File:
         raise EventFileError(f"{path}: not a readable HDF5 file ({err})") from None
 
 
+def _plain(value: Any) -> Any:
+    """HDF5 attribute values as plain Python (scalars, lists, str)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def read_attributes_h5(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The attributes of an event file, as plain Python values."""
     with _open(path) as f:
-        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+        return {k: _plain(v) for k, v in f.attrs.items()}
 
 
 def read_events_h5(
@@ -102,5 +108,5 @@ def read_events_h5(
             data = dset[...]
         except OSError as err:
             raise EventFileError(f"{path}: '{MOMENTA}' cannot be read, file corrupt? ({err})") from None
-        attributes = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+        attributes = {k: _plain(v) for k, v in f.attrs.items()}
     return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float64)).to(dtype), attributes

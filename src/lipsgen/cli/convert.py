@@ -1,0 +1,41 @@
+"""``lipsgen convert IN OUT``: read events in any supported format, check them, write another."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..io import load_events, write_events
+from .options import positive_float
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "convert", help="convert and check event files (HDF5, npz, LHE)",
+        description="Read massless events from an HDF5 (.h5), npz or LHE (.lhe, .lhe.gz) file, check "
+        "that they are massless and in their CM frame (or boost them there with --to-cm), and write "
+        "them in the format OUT's name asks for.",
+    )
+    parser.add_argument("input", type=Path, help="event file to read")
+    parser.add_argument("output", type=Path, help="event file to write (.h5, .npz, .lhe, .lhe.gz)")
+    parser.add_argument("--to-cm", action="store_true",
+                        help="boost every event to its CM frame and rescale it to --sqrt-s")
+    parser.add_argument("--sqrt-s", type=positive_float, default=None,
+                        help="total energy (default: the input's, else 1)")
+    parser.add_argument("--mass-rtol", type=positive_float, default=1e-6,
+                        help="relative tolerance on |E - |p|| (default 1e-6)")
+    parser.add_argument("--cm-rtol", type=positive_float, default=1e-6,
+                        help="relative tolerance on total energy and momentum (default 1e-6)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.input.resolve() == args.output.resolve():
+        raise ValueError(f"{args.output}: output would overwrite the input")
+    events, attributes = load_events(args.input, sqrt_s=args.sqrt_s, to_cm=args.to_cm,
+                                     mass_rtol=args.mass_rtol, cm_rtol=args.cm_rtol)
+    attributes = {**attributes, "source": str(args.input), "boosted_to_cm": bool(args.to_cm)}
+    write_events(args.output, events, attributes)
+    print(f"wrote {len(events)} events of {events.shape[1]} particles to {args.output}", file=sys.stderr)
+    return 0

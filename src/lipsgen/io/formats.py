@@ -1,0 +1,88 @@
+"""One entry point for event files of every format, and the physics checks on reading them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..coordinates.rambo import to_cm_frame
+from ..validation import check_events
+from .errors import EventFileError
+from .hdf5 import read_events_h5, write_events_h5
+from .lhe import default_pdg_ids, read_events_lhe, write_events_lhe
+from .npz import read_events_npz, write_events_npz
+
+__all__ = ["event_format", "read_events", "write_events", "load_events"]
+
+_SUFFIXES = {".h5": "hdf5", ".hdf5": "hdf5", ".npz": "npz", ".lhe": "lhe", ".lhe.gz": "lhe"}
+
+
+def event_format(path: str | os.PathLike[str]) -> str:
+    """``hdf5``, ``npz`` or ``lhe`` from the file name."""
+    name = Path(path).name.lower()
+    for suffix, fmt in sorted(_SUFFIXES.items(), key=lambda item: -len(item[0])):
+        if name.endswith(suffix):
+            return fmt
+    raise ValueError(f"{path}: unknown event-file type; use one of {', '.join(_SUFFIXES)}")
+
+
+def read_events(path: str | os.PathLike[str]) -> tuple[Tensor, dict[str, Any]]:
+    """Read events (n, N, 4) float64 and attributes from an HDF5, npz or LHE file (layout checks only)."""
+    fmt = event_format(path)
+    if fmt == "hdf5":
+        return read_events_h5(path)
+    if fmt == "npz":
+        return read_events_npz(path)
+    return read_events_lhe(path)
+
+
+def write_events(path: str | os.PathLike[str], events: Tensor, attributes: dict[str, Any]) -> Path:
+    """Write events (n, N, 4) with attributes, in the format the file name asks for (atomically)."""
+    fmt = event_format(path)
+    n, n_particles = events.shape[:2]
+    if fmt == "hdf5":
+        return write_events_h5(path, [events], n_events=n, n_particles=n_particles,
+                               attributes=_hdf5_safe(attributes))
+    if fmt == "npz":
+        return write_events_npz(path, events, attributes)
+    pdg_ids = list(attributes.get("pdg_ids") or ()) or default_pdg_ids(str(attributes.get("target", "")), n_particles)
+    if len(pdg_ids) != n_particles:
+        raise ValueError(f"{path}: {len(pdg_ids)} PDG ids for {n_particles} particles")
+    return write_events_lhe(path, [events], sqrt_s=float(attributes.get("sqrt_s", 1.0)), pdg_ids=pdg_ids)
+
+
+def _hdf5_safe(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in attributes.items() if v is not None and k != "lipsgen_version"}
+
+
+def load_events(
+    path: str | os.PathLike[str],
+    *,
+    sqrt_s: float | None = None,
+    to_cm: bool = False,
+    mass_rtol: float | None = None,
+    cm_rtol: float | None = None,
+) -> tuple[Tensor, dict[str, Any]]:
+    """Read a user's event file and check it is massless phase space in the CM frame.
+
+    ``sqrt_s`` defaults to the file's ``sqrt_s`` attribute (else 1). With ``to_cm`` every event is
+    boosted to its CM frame and rescaled to ``sqrt_s``; without it, events off their CM frame or
+    off ``sqrt_s`` are refused, naming the first. Non-massless particles are always refused.
+    ``mass_rtol``/``cm_rtol`` default to 1e-6, loose enough for printed (LHE) precision.
+    """
+    events, attributes = read_events(path)
+    energy = float(attributes.get("sqrt_s", 1.0)) if sqrt_s is None else sqrt_s
+    mass_rtol = 1e-6 if mass_rtol is None else mass_rtol
+    cm_rtol = 1e-6 if cm_rtol is None else cm_rtol
+    try:
+        if to_cm:
+            events = to_cm_frame(events, energy, mass_rtol=mass_rtol)
+        else:
+            check_events(events, sqrt_s=energy, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
+    except ValueError as err:
+        raise EventFileError(f"{path}: {err}") from None
+    return events, {**attributes, "sqrt_s": energy}

@@ -1,0 +1,151 @@
+import subprocess
+import sys
+
+import awkward as ak
+import numpy as np
+import pylhe
+import pytest
+import torch
+import vector
+
+import lipsgen
+from lipsgen.cli.main import main
+from lipsgen.io import (
+    EventFileError, from_vector, load_events, read_events, to_vector, write_events, write_events_lhe,
+)
+from lipsgen.kinematics import boost
+from lipsgen.targets import QQG, MuonDecay, Sarge
+
+
+@pytest.fixture
+def events():
+    return QQG(1e-3).sample(500, seed=1)
+
+
+@pytest.mark.parametrize("name", ["e.h5", "e.npz", "e.lhe", "e.lhe.gz"])
+def test_round_trips_are_exact(tmp_path, events, name):
+    path = tmp_path / name
+    write_events(path, events, {"target": "qqg", "sqrt_s": 1.0, "ycut": 1e-3})
+    back, attributes = read_events(path)
+    assert torch.equal(back, events)  # LHE is printed with 17 significant digits
+    assert attributes["sqrt_s"] == 1.0
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_lhe_has_beams_pdg_ids_and_colour(tmp_path):
+    path = tmp_path / "m.lhe"
+    write_events(path, MuonDecay().sample(3, seed=2), {"target": "muon", "sqrt_s": 1.0})
+    lhe = pylhe.LHEFile.fromfile(path)
+    assert (lhe.init.initInfo.beamA, lhe.init.initInfo.beamB) == (11, -11)
+    event = next(iter(lhe.events))
+    assert [int(p.id) for p in event.particles] == [11, -11, 11, 14, -12]
+    assert [int(p.status) for p in event.particles] == [-1, -1, 1, 1, 1]
+    path = tmp_path / "g.lhe"
+    write_events(path, Sarge(4, 20.0).sample(2, seed=2), {"target": "sarge", "sqrt_s": 1.0})
+    gluons = [p for p in next(iter(pylhe.LHEFile.fromfile(path).events)).particles if p.status == 1]
+    colours = sorted(int(p.color1) for p in gluons)
+    assert colours == sorted(int(p.color2) for p in gluons) and all(c > 0 for c in colours)
+
+
+def test_lhe_from_other_generators_reads_to_printed_precision(tmp_path, events):
+    # pylhe's default format prints 9 significant digits, as many generators do.
+    path = tmp_path / "default.lhe"
+    init = pylhe.LHEInit(pylhe.LHEInitInfo(11, -11, 0.5, 0.5, 0, 0, 0, 0, 3, 1),
+                         [pylhe.LHEProcInfo(1.0, 0.0, 1.0, 1)], [])
+    particles = lambda ev: [pylhe.LHEParticle(21, 1, 1, 2, 0, 0, *map(float, (p[1], p[2], p[3], p[0])),
+                                              0.0, 0.0, 9.0) for p in ev]
+    lhe_events = [pylhe.LHEEvent(pylhe.LHEEventInfo(3, 1, 1.0, 1.0, 0.0, 0.0), particles(ev))
+                  for ev in events.numpy()]
+    pylhe.LHEFile(init=init, events=lhe_events).tofile(path)
+    loaded, attributes = load_events(path)
+    torch.testing.assert_close(loaded, events, rtol=1e-8, atol=1e-9)
+    assert attributes["pdg_ids"] == [21, 21, 21]
+
+
+def test_vector_round_trip_is_exact(events):
+    array = to_vector(events)
+    assert ak.num(array, axis=1).tolist() == [3] * 500
+    np.testing.assert_allclose(ak.to_numpy(array.E), events[..., 0].numpy(), rtol=0, atol=0)
+    np.testing.assert_allclose(ak.to_numpy(array.mass), 0, atol=1e-7)
+    assert torch.equal(from_vector(array), events)
+    summed = array[:, 0] + array[:, 1] + array[:, 2]
+    np.testing.assert_allclose(ak.to_numpy(summed.E), 1.0, rtol=1e-14)
+    with pytest.raises(ValueError, match="same number of particles"):
+        from_vector(vector.zip({"E": ak.Array([[1.0], [1.0, 2.0]]), "px": ak.Array([[0.0], [0.0, 0.0]]),
+                                "py": ak.Array([[0.0], [0.0, 0.0]]), "pz": ak.Array([[1.0], [1.0, 2.0]])}))
+
+
+def test_user_events_are_checked_and_boosted_on_request(tmp_path, events):
+    moving = boost(events, torch.tensor([[0.0, 0.3, 0.0]] * 500, dtype=torch.float64)) * 91.2
+    path = tmp_path / "user.npz"
+    write_events(path, moving, {"sqrt_s": 91.2})
+    with pytest.raises(EventFileError, match="event 0 is not in its centre-of-momentum frame"):
+        load_events(path)
+    fixed, attributes = load_events(path, to_cm=True, sqrt_s=1.0)
+    torch.testing.assert_close(fixed, events, rtol=1e-9, atol=1e-12)
+    assert attributes["sqrt_s"] == 1.0
+    massive = events.clone()
+    massive[17, 2, 0] *= 1.01
+    write_events(path, massive, {"sqrt_s": 1.0})
+    for to_cm in (False, True):
+        with pytest.raises(EventFileError, match="event 17, particle 2 is not massless"):
+            load_events(path, to_cm=to_cm)
+
+
+def test_lhe_with_changing_final_state_is_refused(tmp_path, events):
+    path = tmp_path / "mixed.lhe"
+    write_events_lhe(path, [events[:3]], sqrt_s=1.0, pdg_ids=[1, -1, 21])
+    text = path.read_text()
+    last = text.rfind("<event>")
+    text = text[:last] + text[last:].replace("   21   1", "   22   1", 1)
+    path.write_text(text)
+    with pytest.raises(EventFileError, match="event 2 has outgoing particles"):
+        read_events(path)
+
+
+def test_truncated_and_corrupt_files(tmp_path, events):
+    lhe = tmp_path / "e.lhe"
+    write_events(lhe, events, {"target": "qqg", "sqrt_s": 1.0})
+    cut = tmp_path / "cut.lhe"
+    cut.write_text(lhe.read_text()[: len(lhe.read_text()) // 2])
+    with pytest.raises(EventFileError, match="corrupt or truncated"):
+        read_events(cut)
+    junk = tmp_path / "junk.lhe"
+    junk.write_text("this is not xml")
+    with pytest.raises(EventFileError):
+        read_events(junk)
+    npz = tmp_path / "e.npz"
+    write_events(npz, events, {})
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(npz.read_bytes()[:200])
+    with pytest.raises(EventFileError, match="not a readable npz file"):
+        read_events(broken)
+    other = tmp_path / "other.npz"
+    np.savez(other, something=np.zeros(3))
+    with pytest.raises(EventFileError, match="no array 'momenta'"):
+        read_events(other)
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, momenta=np.zeros((3, 2, 3)))
+    with pytest.raises(EventFileError, match=r"shape \(n_events, n_particles, 4\)"):
+        read_events(wrong)
+    with pytest.raises(FileNotFoundError, match="no such event file"):
+        read_events(tmp_path / "missing.lhe")
+    with pytest.raises(ValueError, match="unknown event-file type"):
+        read_events(tmp_path / "e.csv")
+
+
+def test_convert_cli(tmp_path, events):
+    source = tmp_path / "in.lhe"
+    moving = boost(events, torch.tensor([[0.1, 0.0, 0.2]] * 500, dtype=torch.float64))
+    write_events_lhe(source, [moving], sqrt_s=1.0, pdg_ids=[1, -1, 21])
+    out = tmp_path / "out.h5"
+    assert main(["convert", str(source), str(out)]) == 1  # not in the CM frame: refused
+    assert not out.exists()
+    assert main(["convert", str(source), str(out), "--to-cm", "--sqrt-s", "1"]) == 0
+    converted, attributes = read_events(out)
+    torch.testing.assert_close(converted, events, rtol=1e-9, atol=1e-12)
+    assert attributes["pdg_ids"] == [1, -1, 21] and attributes["boosted_to_cm"] == 1
+    result = subprocess.run([sys.executable, "-m", "lipsgen", "convert", str(tmp_path / "none.h5"),
+                             str(tmp_path / "x.npz")], capture_output=True, text=True)
+    assert result.returncode == 1 and "no such event file" in result.stderr
+    assert main(["convert", str(out), str(out)]) == 1
