@@ -1,0 +1,182 @@
+"""A generative model = a space (q, z or p) + a process + a backbone, built from one config."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .networks import MLPBackbone, TransformerBackbone
+from .processes import FlowMatching, LangevinDiffusion, Process, VPDiffusion
+from .spaces import Space, make_space
+
+__all__ = ["ModelConfig", "GenerativeModel", "MODEL_KINDS", "SampleOutput", "FittedGaussian"]
+
+# model name -> (space, process, prior for flow matching)
+MODEL_KINDS: dict[str, tuple[str, str, str]] = {
+    "langevin": ("q", "langevin", ""),
+    "zdiff": ("z", "vp", ""),
+    "fm-q": ("q", "flow", "space"),
+    "fm-z": ("z", "flow", "space"),
+    "fm-fitted": ("q", "flow", "fitted"),
+    "pddpm": ("p", "vp", ""),
+    "pfm": ("p", "flow", "space"),
+}
+
+
+@dataclass
+class ModelConfig:
+    """Everything that defines a model; stored in checkpoints and compared on loading."""
+
+    model: str
+    n_particles: int
+    target: str = "uniform"
+    sqrt_s: float = 1.0
+    backbone: str = "mlp"
+    width: int = 256
+    depth: int = 4
+    heads: int = 4
+    time_dim: int = 64
+    lift: str = "exact"
+    # q-space Langevin
+    schedule: str = "smooth"
+    drift: str = "score"
+    eps: float = 0.2
+    divergence: str = "exact"
+    probes: int = 1
+    variance: str = "2g"
+    # variance-preserving diffusion
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_KINDS:
+            raise ValueError(f"unknown model {self.model!r}; choose from {', '.join(MODEL_KINDS)}")
+        if self.backbone not in ("mlp", "transformer"):
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose mlp or transformer")
+        if self.lift not in ("exact", "fixed"):
+            raise ValueError(f"lift must be 'exact' or 'fixed', got {self.lift!r}")
+        if not isinstance(self.n_particles, int) or self.n_particles < 2:
+            raise ValueError(f"n_particles must be an integer >= 2, got {self.n_particles!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"checkpoint config has unknown fields {unknown}: written by a newer lipsgen?")
+        return cls(**values)
+
+
+class FittedGaussian(nn.Module):
+    """A full-covariance Gaussian fitted to flattened states (n, N, 3): the paper's fallback prior."""
+
+    def __init__(self, n_particles: int) -> None:
+        super().__init__()
+        dim = 3 * n_particles
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("chol", torch.eye(dim))
+
+    def fit(self, x: Tensor) -> None:
+        flat = x.flatten(1).to(torch.float64)
+        mean = flat.mean(0)
+        cov = torch.cov(flat.T) + 1e-6 * torch.eye(flat.shape[1], dtype=torch.float64)
+        self.mean.copy_(mean.float())
+        self.chol.copy_(torch.linalg.cholesky(cov).float())
+
+    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        z = torch.randn((n, self.mean.shape[0]), generator=generator, device=device)
+        return (self.mean + z @ self.chol.T).view(n, -1, 3)
+
+
+@dataclass
+class SampleOutput:
+    """Events (n, N, 4) float64 and, if asked for, the trajectory: events (K, n, N, 4) at
+    ``times`` (K,), noise end first."""
+
+    events: Tensor
+    trajectory: Tensor | None = None
+    times: Tensor | None = None
+
+
+class GenerativeModel(nn.Module):
+    """Holds the network (``net``), its space and its process; see :class:`ModelConfig`."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        space_name, process_name, prior = MODEL_KINDS[config.model]
+        self.space: Space = make_space(space_name, config.n_particles, config.sqrt_s, config.lift)
+        backbone = MLPBackbone if config.backbone == "mlp" else TransformerBackbone
+        kwargs = dict(width=config.width, depth=config.depth, time_dim=config.time_dim)
+        if config.backbone == "transformer":
+            kwargs["heads"] = config.heads
+        self.net = backbone(config.n_particles, **kwargs)
+        self.fitted = FittedGaussian(config.n_particles) if prior == "fitted" else None
+        self.process = self._make_process(process_name, prior)
+
+    def _make_process(self, name: str, prior: str) -> Process:
+        c = self.config
+        if name == "langevin":
+            return LangevinDiffusion(c.schedule, c.drift, c.eps, c.divergence, c.probes, c.variance)
+        if name == "vp":
+            return VPDiffusion(c.beta_min, c.beta_max)
+        return FlowMatching(self.fitted.sample if prior == "fitted" else self.space.prior)
+
+    def noise_prior(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        """The noise end the sampler starts from."""
+        if self.fitted is not None:
+            return self.fitted.sample(n, generator, device)
+        if isinstance(self.process, LangevinDiffusion):
+            return self.space.prior(n, generator, device)
+        if isinstance(self.process, VPDiffusion):
+            return torch.randn((n, self.config.n_particles, 3), generator=generator, device=device)
+        return self.space.prior(n, generator, device)
+
+    def fit_data(self, events: Tensor, generator: torch.Generator) -> None:
+        """Fit data-dependent state: the p-space scale, the fitted Gaussian prior."""
+        if hasattr(self.space, "fit"):
+            self.space.fit(events)
+        if self.fitted is not None:
+            self.fitted.fit(self.space.encode(events, generator))
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"space": self.space.state()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.space.load_state(state.get("space", {}))
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n_events: int,
+        *,
+        generator: torch.Generator,
+        steps: int | None = None,
+        solver: str | None = None,
+        n_record: int = 0,
+        start: Tensor | None = None,
+        t_start: float = 1.0,
+    ) -> SampleOutput:
+        """Draw events; ``start`` (n, N, 3) replaces the prior draw for partial runs at ``t_start``."""
+        device = next(self.net.parameters()).device
+        steps = self.process.default_steps if steps is None else steps
+        solver = self.process.solvers[0] if solver is None else solver
+        x = self.noise_prior(n_events, generator, device) if start is None else start.to(device)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            x, trajectory = self.process.sample(self.net, x, steps=steps, solver=solver, generator=generator,
+                                                t_start=t_start, n_record=n_record)
+        finally:
+            self.net.train(was_training)
+        events = self.space.decode(x)
+        if not n_record:
+            return SampleOutput(events)
+        states = torch.stack([self.space.decode(s) for s in trajectory.states])
+        return SampleOutput(events, states, torch.tensor(trajectory.times, dtype=torch.float64))

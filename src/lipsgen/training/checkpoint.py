@@ -1,0 +1,76 @@
+"""Checkpoints: the full model and training state, written atomically, checked on loading."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._version import __version__
+from ..io.atomic import atomic_output
+from ..models.model import GenerativeModel, ModelConfig
+
+__all__ = ["save_checkpoint", "read_checkpoint", "load_model", "CheckpointError", "config_mismatch"]
+
+FORMAT = "lipsgen-checkpoint-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, or does not match what it is loaded into."""
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Write ``state`` (tensors and plain values) atomically."""
+    with atomic_output(path) as tmp:
+        torch.save({"format": FORMAT, "lipsgen_version": __version__, **state}, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable lipsgen checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a lipsgen checkpoint (format {state.get('format') if isinstance(state, dict) else None!r})")
+    return state
+
+
+def config_mismatch(expected: ModelConfig, found: ModelConfig) -> list[str]:
+    """Fields whose values differ, as 'name: expected != found'."""
+    a, b = expected.to_dict(), found.to_dict()
+    return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b.get(k)]
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    *,
+    expect: ModelConfig | None = None,
+    weights: str = "ema",
+) -> tuple[GenerativeModel, dict[str, Any]]:
+    """Build the model a checkpoint describes and load its ``ema`` (default) or ``net`` weights.
+
+    With ``expect``, refuse a checkpoint whose configuration differs, naming the fields.
+    """
+    state = read_checkpoint(path, device)
+    config = ModelConfig.from_dict(state["model_config"])
+    if expect is not None:
+        diff = config_mismatch(expect, config)
+        if diff:
+            raise CheckpointError(f"{path}: checkpoint does not match the requested model ({'; '.join(diff)})")
+    model = GenerativeModel(config).to(device)
+    try:
+        model.load_state_dict(state["model"])
+        model.net.load_state_dict(state[weights])
+    except (RuntimeError, KeyError) as err:
+        raise CheckpointError(f"{path}: weights do not fit the model it describes ({err})") from None
+    model.load_extra_state(state.get("extra", {}))
+    return model, state

@@ -1,0 +1,156 @@
+"""The training loop: AdamW, gradient clipping, warm-up + cosine learning rate, EMA weights.
+
+Determinism and resumption: every random draw comes from a generator seeded by (seed, purpose,
+index) — the data lift and forward simulation of epoch e from (seed, "epoch", e), the noise of
+step s from (seed, "step", s) — so a run resumed from a checkpoint at step s continues exactly as
+the uninterrupted run would have (on the CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..models.model import GenerativeModel, ModelConfig
+from ..progress import progress_bar
+from .checkpoint import CheckpointError, config_mismatch, read_checkpoint, save_checkpoint
+from .config import TrainConfig
+
+__all__ = ["train", "derived_generator", "TrainResult"]
+
+CHECKPOINT = "checkpoint.pt"
+FINAL = "model.pt"
+_PURPOSES = {"init": 0, "fit": 1, "epoch": 2, "step": 3, "sample": 4}
+
+
+def derived_generator(seed: int, purpose: str, index: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
+    """An independent generator for (seed, purpose, index)."""
+    state = np.random.SeedSequence([seed, _PURPOSES[purpose], index]).generate_state(2, dtype=np.uint32)
+    gen = torch.Generator(device=torch.device(device))
+    gen.manual_seed(int(state[0]) << 32 | int(state[1]))
+    return gen
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    steps: int
+    seconds: float
+    final_loss: float
+
+
+def _lr_factor(step: int, config: TrainConfig) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train(
+    events: Tensor,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool | None = None,
+) -> TrainResult:
+    """Train on events (n, N, 4) (massless, CM frame at ``model_config.sqrt_s``); write
+    ``out_dir/checkpoint.pt`` during training and the final EMA model to ``out_dir/model.pt``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    seed = train_config.seed
+    if train_config.max_events is not None:
+        events = events[: train_config.max_events]
+    if events.shape[1] != model_config.n_particles:
+        raise ValueError(f"data have {events.shape[1]} particles, the model expects {model_config.n_particles}")
+    n_events = events.shape[0]
+    if n_events < 2:
+        raise ValueError(f"need at least 2 training events, got {n_events}")
+    batch_size = min(train_config.batch_size, n_events)
+
+    torch.manual_seed(seed)  # network initialisation
+    model = GenerativeModel(model_config)
+    model.fit_data(events, derived_generator(seed, "fit"))
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.net.parameters(), lr=train_config.lr,
+                                  weight_decay=train_config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, train_config))
+    ema = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+    step = 0
+    checkpoint_path = out / CHECKPOINT
+    if resume:
+        state = read_checkpoint(checkpoint_path, device)
+        found = ModelConfig.from_dict(state["model_config"])
+        diff = config_mismatch(model_config, found)
+        if diff:
+            raise CheckpointError(f"{checkpoint_path}: cannot resume a different model ({'; '.join(diff)})")
+        if TrainConfig.from_dict(state["train_config"]) != train_config:
+            raise CheckpointError(f"{checkpoint_path}: cannot resume with different training settings")
+        model.load_state_dict(state["model"])
+        model.net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        ema = state["ema"]
+        model.load_extra_state(state.get("extra", {}))
+        step = int(state["step"])
+
+    def snapshot() -> dict[str, Any]:
+        return {
+            "model_config": model_config.to_dict(), "train_config": train_config.to_dict(),
+            "step": step, "seed": seed, "model": model.state_dict(), "net": model.net.state_dict(),
+            "ema": ema, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "extra": model.extra_state(),
+            "schedule": {"process": type(model.process).__name__,
+                         "default_steps": model.process.default_steps},
+        }
+
+    steps_per_epoch = max(1, n_events // batch_size)
+    cached_epoch, data, order = -1, {}, torch.empty(0, dtype=torch.long)
+    start, loss_value = time.perf_counter(), float("nan")
+    with progress_bar(total=train_config.steps, initial=step, unit="step",
+                      desc=f"train {model_config.model}", enable=progress) as bar:
+        while step < train_config.steps:
+            epoch, offset = divmod(step, steps_per_epoch)
+            if epoch != cached_epoch:
+                gen = derived_generator(seed, "epoch", epoch)
+                encoded = model.space.encode(events, gen).to(device)
+                data = model.process.prepare_epoch(encoded, derived_generator(seed, "epoch", epoch, device))
+                order = torch.randperm(n_events, generator=gen).to(device)
+                cached_epoch = epoch
+            index = order[offset * batch_size:(offset + 1) * batch_size]
+            batch = {k: v[index] for k, v in data.items()}
+            loss = model.process.loss(model.net, batch, derived_generator(seed, "step", step, device))
+            if not torch.isfinite(loss.detach()):
+                raise FloatingPointError(f"training diverged: loss {loss.item()} at step {step}; "
+                                         f"lower the learning rate or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.net.parameters(), train_config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            with torch.no_grad():
+                decay = min(train_config.ema_decay, (1 + step) / (10 + step))
+                for key, value in model.net.state_dict().items():
+                    if value.is_floating_point():
+                        ema[key].mul_(decay).add_(value, alpha=1 - decay)
+                    else:
+                        ema[key].copy_(value)
+            step += 1
+            loss_value = loss.item()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
+            if step % train_config.checkpoint_every == 0 or step == train_config.steps:
+                save_checkpoint(checkpoint_path, snapshot())
+    final = save_checkpoint(out / FINAL, snapshot())
+    return TrainResult(final, step, time.perf_counter() - start, loss_value)
