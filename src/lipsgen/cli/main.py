@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import convert, data, demo
+from . import convert, data, demo, sample, train
 
 __all__ = ["main", "build_parser"]
 
@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data.add_parser(commands)
     convert.add_parser(commands)
+    train.add_parser(commands)
+    sample.add_parser(commands)
     demo.add_parser(commands)
     return parser
 
@@ -31,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError,
+            FloatingPointError) as err:
         print(f"lipsgen {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -63,9 +63,14 @@ def train(
     resume: bool = False,
     device: str | torch.device = "cpu",
     progress: bool | None = None,
+    stop_after: int | None = None,
 ) -> TrainResult:
     """Train on events (n, N, 4) (massless, CM frame at ``model_config.sqrt_s``); write
-    ``out_dir/checkpoint.pt`` during training and the final EMA model to ``out_dir/model.pt``."""
+    ``out_dir/checkpoint.pt`` during training and the final EMA model to ``out_dir/model.pt``.
+
+    ``stop_after`` ends this run after that many steps (checkpointed), for jobs cut into slices;
+    ``resume=True`` continues from ``out_dir/checkpoint.pt`` to exactly the uninterrupted result.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
@@ -118,9 +123,10 @@ def train(
     steps_per_epoch = max(1, n_events // batch_size)
     cached_epoch, data, order = -1, {}, torch.empty(0, dtype=torch.long)
     start, loss_value = time.perf_counter(), float("nan")
+    last = train_config.steps if stop_after is None else min(train_config.steps, step + stop_after)
     with progress_bar(total=train_config.steps, initial=step, unit="step",
                       desc=f"train {model_config.model}", enable=progress) as bar:
-        while step < train_config.steps:
+        while step < last:
             epoch, offset = divmod(step, steps_per_epoch)
             if epoch != cached_epoch:
                 gen = derived_generator(seed, "epoch", epoch)
@@ -150,7 +156,9 @@ def train(
             loss_value = loss.item()
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
-            if step % train_config.checkpoint_every == 0 or step == train_config.steps:
+            if step % train_config.checkpoint_every == 0 or step == last:
                 save_checkpoint(checkpoint_path, snapshot())
+    if step < train_config.steps:
+        return TrainResult(checkpoint_path, step, time.perf_counter() - start, loss_value)
     final = save_checkpoint(out / FINAL, snapshot())
     return TrainResult(final, step, time.perf_counter() - start, loss_value)

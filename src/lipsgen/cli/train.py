@@ -1,0 +1,62 @@
+"""``lipsgen train``: train a model on an event file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..io.formats import load_events
+from ..models.model import MODEL_KINDS, ModelConfig
+from ..training import PRESETS, resolve_preset, train
+from ..training.trainer import CHECKPOINT
+from .options import non_negative_int, positive_float, positive_int
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train", help="train a generative model on an event file",
+        description="Train a model on events from an event file. The final EMA checkpoint is written "
+        "to OUT/model.pt, the resumable training state to OUT/checkpoint.pt.",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="training events (.h5, .npz, .lhe)")
+    parser.add_argument("--model", choices=list(MODEL_KINDS), required=True, help="model kind")
+    parser.add_argument("--backbone", choices=["mlp", "transformer"], default=None,
+                        help="network (default: mlp for labelled targets, transformer otherwise)")
+    parser.add_argument("--preset", choices=list(PRESETS), default="cpu", help="settings preset (default cpu)")
+    parser.add_argument("--max-steps", type=positive_int, default=None, help="cap on optimiser steps")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="override the preset's batch size")
+    parser.add_argument("--lr", type=positive_float, default=None, help="override the preset's learning rate")
+    parser.add_argument("--lift", choices=["exact", "fixed"], default="exact",
+                        help="lifting of data to q-space: exact fibre law (default) or the paper's fixed embedding")
+    parser.add_argument("--max-events", type=positive_int, default=None, help="use at most this many events")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.out / CHECKPOINT).exists() and not args.resume:
+        raise FileExistsError(f"{args.out} already holds a training run; pass --resume or choose another --out")
+    events, attributes = load_events(args.data)
+    target = str(attributes.get("target", "unknown"))
+    labelled = target in ("muon", "qqg") and not attributes.get("permuted", False)
+    backbone = args.backbone or ("mlp" if labelled else "transformer")
+    model_config = ModelConfig(model=args.model, n_particles=int(events.shape[1]), target=target,
+                               sqrt_s=float(attributes["sqrt_s"]), backbone=backbone, lift=args.lift)
+    model_config, train_config = resolve_preset(args.preset, model_config)
+    overrides = {k: v for k, v in (("steps", args.max_steps), ("batch_size", args.batch_size), ("lr", args.lr),
+                                   ("max_events", args.max_events)) if v is not None}
+    if "steps" in overrides:
+        overrides["steps"] = min(overrides["steps"], train_config.steps)
+        overrides["checkpoint_every"] = min(train_config.checkpoint_every, overrides["steps"])
+        overrides["warmup_steps"] = min(train_config.warmup_steps, max(1, overrides["steps"] // 10))
+    train_config = replace(train_config, seed=args.seed, **overrides)
+    result = train(events, model_config, train_config, args.out, resume=args.resume, device=args.device)
+    print(f"trained {args.model} ({backbone}) on {len(events)} {target} events: {result.steps} steps in "
+          f"{result.seconds:.1f} s, final loss {result.final_loss:.4g}; model at {result.model_path}",
+          file=sys.stderr)
+    return 0
