@@ -1,0 +1,194 @@
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+import lipsgen
+from lipsgen.cli.main import main
+from lipsgen.io import read_events, write_events
+from lipsgen.models import MODEL_KINDS, GenerativeModel, ModelConfig, TransformerBackbone
+from lipsgen.models.processes import LangevinDiffusion
+from lipsgen.training import CheckpointError, TrainConfig, derived_generator, load_model, train
+from lipsgen.targets import MuonDecay
+
+TINY = dict(width=32, depth=2, heads=2, time_dim=16, schedule="linear:0.002:0.01:40")
+QUICK = TrainConfig(steps=12, batch_size=64, warmup_steps=2, checkpoint_every=6, seed=3)
+EXACT_MODELS = [m for m, (space, _, _) in MODEL_KINDS.items() if space != "p"]
+
+
+def conservation(events, sqrt_s=1.0):
+    total = events.sum(dim=-2)
+    return max(float((total[..., 0] - sqrt_s).abs().max()), float(total[..., 1:].abs().max())) / sqrt_s
+
+
+@pytest.fixture(scope="module")
+def muon():
+    return MuonDecay().sample(600, seed=1)
+
+
+@pytest.fixture(scope="module")
+def uniform4():
+    return lipsgen.uniform_phase_space(600, 4, seed=2)
+
+
+@pytest.mark.parametrize("model", list(MODEL_KINDS))
+@pytest.mark.parametrize("data", ["muon", "uniform4"])
+def test_every_model_trains_and_samples(model, data, request, tmp_path):
+    events = request.getfixturevalue(data)
+    backbone = "mlp" if data == "muon" else "transformer"
+    config = ModelConfig(model=model, n_particles=events.shape[1], target=data, backbone=backbone, **TINY)
+    result = train(events, config, QUICK, tmp_path, progress=False)
+    assert result.steps == 12 and (tmp_path / "model.pt").exists()
+    loaded, _ = load_model(result.model_path)
+    steps = loaded.process.default_steps if model == "langevin" else 8
+    out = loaded.sample(50, generator=derived_generator(0, "sample"), steps=steps, n_record=5)
+    assert out.events.shape == (50, events.shape[1], 4) and out.events.dtype == torch.float64
+    assert out.trajectory.shape == (5, 50, events.shape[1], 4)
+    assert out.times[0] > out.times[-1]  # noise end first
+    if model in EXACT_MODELS:
+        assert conservation(out.events) <= 1e-12
+        assert conservation(out.trajectory) <= 1e-12  # every state of every trajectory
+    else:
+        assert conservation(out.events) > 1e-4  # the ambient baselines measurably are not exact
+
+
+def test_training_is_deterministic_and_resume_is_exact(muon, tmp_path):
+    config = ModelConfig(model="fm-z", n_particles=3, target="muon", **TINY)
+    settings = replace(QUICK, steps=20, checkpoint_every=5)
+    a = train(muon, config, settings, tmp_path / "a", progress=False)
+    b = train(muon, config, settings, tmp_path / "b", progress=False)
+    partial = train(muon, config, settings, tmp_path / "c", progress=False, stop_after=7)
+    assert partial.steps == 7 and not (tmp_path / "c" / "model.pt").exists()
+    resumed = train(muon, config, settings, tmp_path / "c", progress=False, resume=True)
+    assert resumed.steps == 20
+    states = [torch.load(r.model_path, weights_only=True) for r in (a, b, resumed)]
+    for key in states[0]["ema"]:
+        assert torch.equal(states[0]["ema"][key], states[1]["ema"][key])
+        assert torch.equal(states[0]["ema"][key], states[2]["ema"][key])
+        assert torch.equal(states[0]["net"][key], states[2]["net"][key])
+
+
+def test_checkpoint_round_trip_reproduces_samples(muon, tmp_path):
+    config = ModelConfig(model="zdiff", n_particles=3, target="muon", **TINY)
+    train(muon, config, QUICK, tmp_path, progress=False)
+    model, state = load_model(tmp_path / "model.pt")
+    again, _ = load_model(tmp_path / "model.pt")
+    x = model.sample(40, generator=derived_generator(1, "sample"), steps=10).events
+    y = again.sample(40, generator=derived_generator(1, "sample"), steps=10).events
+    assert torch.equal(x, y)
+    assert state["model_config"]["model"] == "zdiff" and state["train_config"]["seed"] == 3
+    assert state["schedule"]["process"] == "VPDiffusion"
+
+
+def test_mismatched_checkpoints_are_refused(muon, tmp_path):
+    config = ModelConfig(model="fm-q", n_particles=3, target="muon", **TINY)
+    train(muon, config, QUICK, tmp_path, progress=False)
+    other = replace(config, model="fm-z")
+    with pytest.raises(CheckpointError, match="model: 'fm-z' != 'fm-q'"):
+        load_model(tmp_path / "model.pt", expect=other)
+    with pytest.raises(CheckpointError, match="cannot resume a different model"):
+        train(muon, replace(config, width=64), QUICK, tmp_path, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="target: 'qqg' != 'muon'"):
+        load_model(tmp_path / "model.pt", expect=replace(config, target="qqg"))
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes((tmp_path / "model.pt").read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="not a readable lipsgen checkpoint"):
+        load_model(corrupt)
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_transformer_is_permutation_equivariant():
+    torch.manual_seed(0)
+    net = TransformerBackbone(6, width=32, depth=2, heads=4, time_dim=16).double()
+    torch.nn.init.normal_(net.out.weight)  # the zero-initialised output would hide everything
+    x = torch.randn(8, 6, 3, dtype=torch.float64)
+    t = torch.rand(8, dtype=torch.float64)
+    perm = torch.randperm(6)
+    out = net(x, t)
+    assert out.abs().max() > 0.1
+    torch.testing.assert_close(net(x[:, perm], t), out[:, perm], rtol=0, atol=1e-12)
+
+
+def test_hutchinson_divergence_is_unbiased_for_the_exact_one():
+    torch.manual_seed(0)
+    config = ModelConfig(model="langevin", n_particles=3, **TINY)
+    model = GenerativeModel(config)
+    torch.nn.init.normal_(model.net.out.weight, std=0.1)
+    x = lipsgen.sample_prior(64, 3, seed=4).float()
+    batch = {"x": x, "k": torch.randint(1, 41, (64,), generator=torch.Generator().manual_seed(1))}
+    exact = LangevinDiffusion("linear:0.002:0.01:40", divergence="exact").loss(
+        model.net, batch, torch.Generator()).detach()
+    hutch = LangevinDiffusion("linear:0.002:0.01:40", divergence="hutchinson", probes=2000).loss(
+        model.net, batch, torch.Generator().manual_seed(2)).detach()
+    assert hutch.item() == pytest.approx(exact.item(), rel=0.05, abs=1e-3)
+
+
+def test_langevin_reverse_variants_and_step_check():
+    config = ModelConfig(model="langevin", n_particles=3, variance="ratio", drift="regularised", **TINY)
+    model = GenerativeModel(config)
+    out = model.sample(30, generator=torch.Generator().manual_seed(0), n_record=3)
+    assert conservation(out.trajectory) <= 1e-12
+    with pytest.raises(ValueError, match="fixes 40 steps"):
+        model.sample(5, generator=torch.Generator(), steps=10)
+    with pytest.raises(ValueError, match="solver 'heun' is not available"):
+        model.sample(5, generator=torch.Generator(), solver="heun")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "lipsgen", *args], capture_output=True, text=True)
+
+
+def test_cli_train_sample_trajectory_and_partial(tmp_path, muon):
+    data = tmp_path / "muon.h5"
+    write_events(data, muon, {"target": "muon", "sqrt_s": 1.0})
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--model", "fm-z", "--max-steps", "10", "--out", str(run)]) == 0
+    out = tmp_path / "s.h5"
+    assert main(["sample", str(run / "model.pt"), "--events", "120", "--out", str(out), "--steps", "6",
+                 "--solver", "heun", "--trajectory", "4", "--batch-size", "50"]) == 0
+    events, attributes = read_events(out)
+    assert events.shape == (120, 3, 4) and attributes["model"] == "fm-z" and attributes["target"] == "muon"
+    import h5py
+    with h5py.File(out) as f:
+        trajectory = torch.from_numpy(f["trajectory"][...])
+        times = f["trajectory_times"][...]
+    assert trajectory.shape == (4, 120, 3, 4) and times[0] == 1.0 and times[-1] == 0.0
+    assert conservation(trajectory) <= 1e-12
+    partial = tmp_path / "p.h5"
+    assert main(["sample", str(run / "model.pt"), "--events", "100", "--out", str(partial),
+                 "--from-data", str(data), "--t", "0.2", "--steps", "4"]) == 0
+    assert read_events(partial)[1]["t"] == 0.2
+
+
+def test_cli_bad_input(tmp_path, muon):
+    data = tmp_path / "muon.h5"
+    write_events(data, muon, {"target": "muon", "sqrt_s": 1.0})
+    result = run_cli("train", "--data", str(tmp_path / "none.h5"), "--model", "zdiff", "--out", str(tmp_path / "r"))
+    assert result.returncode == 1 and "no such event file" in result.stderr
+    result = run_cli("train", "--data", str(data), "--model", "gan", "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "invalid choice: 'gan'" in result.stderr
+    result = run_cli("train", "--data", str(data), "--model", "zdiff", "--preset", "huge", "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "invalid choice: 'huge'" in result.stderr
+    nan = muon.clone()
+    nan[5, 1, 2] = float("nan")
+    bad = tmp_path / "nan.npz"
+    write_events(bad, nan, {"target": "muon", "sqrt_s": 1.0})
+    result = run_cli("train", "--data", str(bad), "--model", "zdiff", "--out", str(tmp_path / "r"))
+    assert result.returncode == 1 and "event 5, particle 1 has a NaN" in result.stderr
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--model", "zdiff", "--max-steps", "4", "--out", str(run)]) == 0
+    assert main(["train", "--data", str(data), "--model", "zdiff", "--max-steps", "4", "--out", str(run)]) == 1
+    other = tmp_path / "four.h5"
+    write_events(other, lipsgen.uniform_phase_space(50, 4, seed=1), {"target": "uniform", "sqrt_s": 1.0})
+    result = run_cli("sample", str(run / "model.pt"), "--events", "10", "--out", str(tmp_path / "x.h5"),
+                     "--from-data", str(other), "--t", "0.5")
+    assert result.returncode == 1 and "4 particles, the model has 3" in result.stderr
+    assert not (tmp_path / "x.h5").exists()
+    result = run_cli("sample", str(run / "model.pt"), "--events", "10", "--out", str(tmp_path / "x.h5"),
+                     "--from-data", str(data))
+    assert result.returncode == 1 and "go together" in result.stderr
+    result = run_cli("sample", str(tmp_path / "none.pt"), "--events", "10", "--out", str(tmp_path / "x.h5"))
+    assert result.returncode == 1 and "no such checkpoint" in result.stderr
