@@ -41,11 +41,13 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-# Each preset: (model-config overrides, train-config overrides), optionally per model.
-_CPU_COMMON = dict(steps=3000, batch_size=512, lr=1e-3, warmup_steps=100, ema_decay=0.999)
+# Each preset: (model-config overrides, train-config overrides), per model. The cpu preset is
+# sized to train in minutes on 2 cores (bench/bench_models.py, docs/benchmarks.md).
+_CPU_COMMON = dict(steps=10_000, batch_size=512, lr=1e-3, warmup_steps=200, ema_decay=0.999,
+                   checkpoint_every=1000)
 _CPU = {
     # Implicit score matching costs 3N extra backward passes: fewer, smaller steps.
-    "langevin": ({"width": 128, "depth": 3}, dict(_CPU_COMMON, steps=1500, batch_size=256)),
+    "langevin": ({"width": 128, "depth": 3}, dict(_CPU_COMMON, steps=4000, batch_size=256)),
     "zdiff": ({}, _CPU_COMMON),
     "fm-q": ({}, _CPU_COMMON),
     "fm-z": ({}, _CPU_COMMON),
@@ -53,6 +55,9 @@ _CPU = {
     "pddpm": ({}, _CPU_COMMON),
     "pfm": ({}, _CPU_COMMON),
 }
+# On a CPU the reference transformer (4 x 128) costs ~0.7 s per step of 512 ten-particle events;
+# the cpu preset uses a smaller one.
+_CPU_TRANSFORMER = ({"width": 64, "depth": 2, "heads": 4}, dict(steps=3000, batch_size=256))
 _PAPER_TRAIN = dict(batch_size=1024, lr=3e-4, warmup_steps=1000, ema_decay=0.9999, checkpoint_every=5000)
 PRESETS: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
     "cpu": _CPU,
@@ -73,4 +78,10 @@ def resolve_preset(name: str, model_config: ModelConfig) -> tuple[ModelConfig, T
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     model_overrides, train_overrides = PRESETS[name][model_config.model]
+    if name == "cpu" and model_config.backbone == "transformer":
+        model_overrides = {**model_overrides, **_CPU_TRANSFORMER[0]}
+        train_overrides = {**train_overrides, **_CPU_TRANSFORMER[1]}
+    if name == "cpu" and model_config.model == "langevin" and model_config.n_particles > 4:
+        # The exact divergence costs 3N backward passes; beyond a few particles, estimate it.
+        model_overrides = {**model_overrides, "divergence": "hutchinson"}
     return replace(model_config, **model_overrides), TrainConfig(**train_overrides)
