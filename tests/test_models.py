@@ -192,3 +192,27 @@ def test_cli_bad_input(tmp_path, muon):
     assert result.returncode == 1 and "go together" in result.stderr
     result = run_cli("sample", str(tmp_path / "none.pt"), "--events", "10", "--out", str(tmp_path / "x.h5"))
     assert result.returncode == 1 and "no such checkpoint" in result.stderr
+
+
+def test_conservation_metric_and_sample_attributes(tmp_path, muon):
+    from lipsgen.evaluation import conservation_metric
+
+    exact = conservation_metric(muon)
+    assert exact.energy < 1e-13 and exact.momentum < 1e-13
+    shifted = muon.clone()
+    shifted[:, 0, 0] += 0.01  # energy off by 0.01 in every event
+    metric = conservation_metric(shifted)
+    assert metric.energy == pytest.approx(float((0.01 / shifted[..., 0].median(dim=-1).values).mean()), rel=1e-9)
+    assert metric.max_energy == pytest.approx(0.01, rel=1e-9)
+    data = tmp_path / "muon.h5"
+    write_events(data, muon, {"target": "muon", "sqrt_s": 1.0})
+    for model in ("pfm", "fm-z"):
+        run = tmp_path / model
+        assert main(["train", "--data", str(data), "--model", model, "--max-steps", "5", "--out", str(run)]) == 0
+        out = tmp_path / f"{model}.h5"
+        assert main(["sample", str(run / "model.pt"), "--events", "50", "--out", str(out), "--steps", "5"]) == 0
+        attributes = read_events(out)[1]
+        if model == "pfm":
+            assert attributes["conservation_energy"] > 1e-3 and not attributes["exact"]
+        else:
+            assert attributes["conservation_max_energy"] < 1e-12 and attributes["exact"]

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..io import read_attributes_h5
 from ..sampling import sample_to_file
 from ..training import load_model
 from .options import non_negative_int, positive_float, positive_int
@@ -38,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     sample_to_file(model, args.events, args.out, steps=args.steps, solver=args.solver, seed=args.seed,
                    trajectory=args.trajectory, from_data=args.from_data, t=args.t, batch_size=args.batch_size,
                    attributes={"checkpoint": str(args.checkpoint)})
+    attrs = read_attributes_h5(args.out)
     print(f"wrote {args.events} events from {model.config.model} to {args.out} in "
-          f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+          f"{time.perf_counter() - start:.1f} s; conservation: mean |sum E - sqrt_s| / median E = "
+          f"{attrs['conservation_energy']:.3g}, mean |sum p| / median E = {attrs['conservation_momentum']:.3g}",
+          file=sys.stderr)
     return 0

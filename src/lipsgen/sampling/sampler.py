@@ -10,6 +10,7 @@ import h5py
 import torch
 
 from .._version import __version__
+from ..evaluation.conservation import conservation_metric
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
 from ..io.formats import load_events
@@ -60,7 +61,9 @@ def sample_to_file(
     """Sample ``n_events`` events into an HDF5 file laid out like ``lipsgen data`` output; with
     ``trajectory = K`` also datasets ``trajectory`` (K, events, particles, 4) and
     ``trajectory_times`` (K,), noise end first. ``from_data`` and ``t``: noise the file's first
-    events to time t, then denoise (partial run)."""
+    events to time t, then denoise (partial run). The conservation metric of the samples is stored
+    in the attributes ``conservation_energy``, ``conservation_momentum`` (means, in units of the
+    median energy) and ``conservation_max_energy``, ``conservation_max_momentum`` (in sqrt_s)."""
     if (from_data is None) != (t is None):
         raise ValueError("--from-data and --t go together")
     config = model.config
@@ -106,4 +109,7 @@ def sample_to_file(
                 done += size
                 index += 1
                 bar.update(size)
+        metric = conservation_metric(torch.from_numpy(momenta[...]), config.sqrt_s)
+        for key, value in metric.as_dict().items():
+            f.attrs[f"conservation_{key}"] = value
     return path

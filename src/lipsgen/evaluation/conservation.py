@@ -1,0 +1,39 @@
+"""The paper's conservation metric (Table I): violation per event in units of its median energy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["ConservationMetric", "conservation_metric"]
+
+
+@dataclass(frozen=True)
+class ConservationMetric:
+    """Means over events of ``|sum_i E_i - sqrt_s| / median_i E_i`` (energy) and
+    ``|sum_i p_i| / median_i E_i`` (momentum, Euclidean norm of the summed 3-momentum), and the
+    largest violations in units of sqrt_s."""
+
+    energy: float
+    momentum: float
+    max_energy: float
+    max_momentum: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"energy": self.energy, "momentum": self.momentum,
+                "max_energy": self.max_energy, "max_momentum": self.max_momentum}
+
+
+def conservation_metric(events: Tensor, sqrt_s: float = 1.0) -> ConservationMetric:
+    """Conservation metric of events (..., n, N, 4); leading axes (e.g. trajectory steps) are
+    averaged over too."""
+    total = events.sum(dim=-2)
+    median = events[..., 0].median(dim=-1).values.clamp(min=torch.finfo(events.dtype).tiny)
+    energy = (total[..., 0] - sqrt_s).abs()
+    momentum = torch.linalg.vector_norm(total[..., 1:], dim=-1)
+    return ConservationMetric(
+        energy=float((energy / median).mean()), momentum=float((momentum / median).mean()),
+        max_energy=float(energy.max()) / sqrt_s, max_momentum=float(momentum.max()) / sqrt_s,
+    )
