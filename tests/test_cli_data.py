@@ -155,8 +155,13 @@ def test_help_everywhere():
         assert result.returncode == 0 and "usage: lipsgen" in result.stdout
 
 
-def test_demo_runs_and_reports(tmp_path):
-    result = run_cli("demo", "--out", str(tmp_path / "d"), "--events", "20000")
+def test_demo_runs_end_to_end_and_reports(tmp_path):
+    out = tmp_path / "d"
+    result = run_cli("demo", "--out", str(out), "--events", "3000", "--samples", "600", "--max-steps", "30")
     assert result.returncode == 0, result.stderr
-    assert "max |sum p - P| / sqrt_s" in result.stdout
-    assert (tmp_path / "d" / "uniform.h5").exists()
+    assert f"report: {out / 'report' / 'report.html'}" in result.stdout
+    assert "classifier AUC" in result.stderr
+    for name in ("muon_train.h5", "muon_truth.h5", "zdiff/model.pt", "zdiff_samples.h5", "zdiff_trajectory.h5",
+                 "report/report.md", "report/report.html", "report/metrics.json", "report/hist_x_3.png",
+                 "report/trajectory_x_3.png"):
+        assert (out / name).stat().st_size > 0, name

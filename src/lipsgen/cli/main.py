@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import convert, data, demo, sample, train
+from . import convert, data, demo, evaluate, sample, train
 
 __all__ = ["main", "build_parser"]
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_parser(commands)
     train.add_parser(commands)
     sample.add_parser(commands)
+    evaluate.add_parser(commands)
     demo.add_parser(commands)
     return parser
 

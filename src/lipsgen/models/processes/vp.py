@@ -20,8 +20,10 @@ __all__ = ["VPDiffusion"]
 
 
 class VPDiffusion(Process):
-    default_steps = 200
-    solvers = ("sde", "euler", "heun")
+    # Heun on the probability-flow ODE: on muon decay 100 Heun steps gave a smaller energy-fraction
+    # W1 (0.009 against 0.015) than 200 reverse-SDE steps, in half the network evaluations.
+    default_steps = 100
+    solvers = ("heun", "euler", "sde")
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, t_min: float = 1e-3) -> None:
         self.beta_min, self.beta_max, self.t_min = beta_min, beta_max, t_min

@@ -1,0 +1,56 @@
+"""Distances between samples and truth: Wasserstein-1 per observable and a classifier test."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+
+from .observables import Observable
+
+__all__ = ["wasserstein_batches", "classifier_auc", "feature_matrix"]
+
+
+def wasserstein_batches(truth: np.ndarray, sample: np.ndarray, n_batches: int = 5,
+                        truth_weights: np.ndarray | None = None,
+                        sample_weights: np.ndarray | None = None) -> tuple[float, float]:
+    """W1 between ``n_batches`` equal slices of sample and truth: (mean, std over batches).
+
+    With one batch, (W1 of the full samples, 0). Weights (e.g. for the EEC) are optional.
+    """
+    t_parts = np.array_split(np.arange(len(truth)), n_batches)
+    s_parts = np.array_split(np.arange(len(sample)), n_batches)
+    values = []
+    for t_idx, s_idx in zip(t_parts, s_parts):
+        values.append(stats.wasserstein_distance(
+            truth[t_idx], sample[s_idx],
+            None if truth_weights is None else truth_weights[t_idx],
+            None if sample_weights is None else sample_weights[s_idx]))
+    return float(np.mean(values)), float(np.std(values, ddof=1) if len(values) > 1 else 0.0)
+
+
+def feature_matrix(observables: list[Observable]) -> np.ndarray:
+    """Observables as classifier features (n, k); non-finite values become large sentinels."""
+    matrix = np.column_stack([o.values for o in observables]).astype(np.float64)
+    return np.nan_to_num(matrix, nan=-1e6, posinf=1e6, neginf=-1e6)
+
+
+def classifier_auc(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
+    """ROC AUC of gradient boosting separating feature sets a and b (equal sizes used), trained
+    on half of each and scored on the other half; 0.5 means indistinguishable."""
+    n = min(len(a), len(b))
+    if n < 20:
+        raise ValueError(f"need at least 20 events per sample for the classifier test, got {n}")
+    rng = np.random.default_rng(seed)
+    a = a[rng.permutation(len(a))[:n]]
+    b = b[rng.permutation(len(b))[:n]]
+    half = n // 2
+    x_train = np.vstack([a[:half], b[:half]])
+    y_train = np.r_[np.zeros(half), np.ones(half)]
+    x_test = np.vstack([a[half:], b[half:]])
+    y_test = np.r_[np.zeros(n - half), np.ones(n - half)]
+    clf = HistGradientBoostingClassifier(max_iter=200, early_stopping=True, validation_fraction=0.2,
+                                         random_state=seed)
+    clf.fit(x_train, y_train)
+    return float(roc_auc_score(y_test, clf.predict_proba(x_test)[:, 1]))

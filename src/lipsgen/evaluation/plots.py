@@ -1,0 +1,111 @@
+"""Pictures: histograms with truth ratio panels, and observables along reverse trajectories (PNG)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..io.atomic import atomic_output  # noqa: E402
+
+__all__ = ["histogram_with_ratio", "trajectory_histograms"]
+
+_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink"]
+
+
+def _bins(values: list[np.ndarray], log: bool, n: int = 50) -> tuple[np.ndarray, bool]:
+    finite = np.concatenate([v[np.isfinite(v)] for v in values])
+    lo, hi = np.quantile(finite, [0.001, 0.999])
+    if log and lo > 0 and hi / lo > 100:
+        return np.geomspace(lo, hi, n + 1), True
+    if hi <= lo:
+        hi = lo + 1e-9
+    return np.linspace(lo, hi, n + 1), False
+
+
+def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def histogram_with_ratio(
+    truth: np.ndarray,
+    samples: dict[str, np.ndarray],
+    label: str,
+    path: str | os.PathLike[str],
+    *,
+    log: bool = False,
+    truth_weights: np.ndarray | None = None,
+    sample_weights: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Normalised histograms of truth (grey, filled) and each sample (lines) with a model/truth
+    ratio panel (truth's statistical band shaded); log x-axis for singular observables."""
+    bins, logx = _bins([truth, *samples.values()], log)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+    t_counts, _ = np.histogram(truth, bins, weights=truth_weights)
+    t_raw, _ = np.histogram(truth, bins)
+    widths = np.diff(np.log(bins)) if logx else np.diff(bins)  # log axes: density per unit ln x
+    t_density = t_counts / max(t_counts.sum(), 1e-300) / widths
+    centres = np.sqrt(bins[:-1] * bins[1:]) if logx else 0.5 * (bins[:-1] + bins[1:])
+    top.stairs(t_density, bins, fill=True, color="0.8", label="truth")
+    rel_err = 1 / np.sqrt(np.maximum(t_raw, 1))
+    bottom.fill_between(centres, 1 - rel_err, 1 + rel_err, color="0.8", step="mid")
+    for colour, (name, values) in zip(_COLOURS, samples.items()):
+        weights = None if sample_weights is None else sample_weights.get(name)
+        counts, _ = np.histogram(values, bins, weights=weights)
+        density = counts / max(counts.sum(), 1e-300) / widths
+        top.stairs(density, bins, color=colour, label=name, linewidth=1.4)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(t_density > 0, density / t_density, np.nan)
+        bottom.plot(centres, ratio, drawstyle="steps-mid", color=colour, linewidth=1.2)
+    bottom.axhline(1, color="k", linewidth=0.8)
+    bottom.set_ylim(0.5, 1.5)
+    bottom.set_ylabel("model / truth")
+    bottom.set_xlabel(label)
+    top.set_ylabel("density per unit ln x" if logx else "normalised density")
+    top.legend(fontsize=8)
+    if logx:
+        top.set_xscale("log")
+    return _save(fig, path)
+
+
+def trajectory_histograms(
+    states: list[np.ndarray],
+    times: np.ndarray,
+    label: str,
+    path: str | os.PathLike[str],
+    *,
+    truth: np.ndarray | None = None,
+    log: bool = False,
+) -> Path:
+    """One observable at every recorded state of a reverse run, coloured from the noise end
+    (t = 1, uniform phase space) to the data end, with truth in black."""
+    bins, logx = _bins(states + ([truth] if truth is not None else []), log)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    cmap = plt.get_cmap("viridis")
+    widths = np.diff(np.log(bins)) if logx else np.diff(bins)
+
+    def density(values: np.ndarray) -> np.ndarray:
+        counts, _ = np.histogram(values, bins)
+        return counts / max(counts.sum(), 1) / widths
+
+    for k, (values, t) in enumerate(zip(states, times)):
+        ax.stairs(density(values), bins, color=cmap(k / max(1, len(states) - 1)), linewidth=1.1,
+                  label=f"t = {t:.2f}")
+    if truth is not None:
+        ax.stairs(density(truth), bins, color="k", linewidth=1.8, linestyle="--", label="truth")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(label)
+    ax.set_ylabel("density per unit ln x" if logx else "normalised density")
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)

@@ -1,0 +1,134 @@
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import lipsgen
+from lipsgen.cli.main import main
+from lipsgen.evaluation import (
+    EvaluationInputs, c_parameter, classifier_auc, eec_pairs, evaluate, event_observables, feature_matrix,
+    thrust, wasserstein_batches,
+)
+from lipsgen.io import EventFileError, write_events
+from lipsgen.targets import QQG, MuonDecay, Sarge
+
+
+@pytest.fixture(scope="module")
+def muon_pair():
+    return MuonDecay().sample(40_000, seed=1), MuonDecay().sample(40_000, seed=2)
+
+
+def test_three_body_thrust_and_c_parameter_identities():
+    events = QQG(1e-3).sample(3000, seed=3)
+    x = (2 * events[..., 0]).numpy()
+    np.testing.assert_allclose(thrust(events), x.max(axis=1), rtol=1e-12)
+    expected = 6 * np.prod(1 - x, axis=1) / np.prod(x, axis=1)
+    np.testing.assert_allclose(c_parameter(events), expected, rtol=1e-9)
+
+
+def test_thrust_exact_and_iterative_agree_and_bounds():
+    events = Sarge(8, 30.0).sample(300, seed=4)
+    exact = thrust(events)
+    assert np.all((exact >= 0.5 - 1e-12) & (exact <= 1 + 1e-12))
+    # The pair-plane search (used above 14 particles) finds the same maximum as all splits.
+    from lipsgen.evaluation import observables as module
+
+    padded = torch.cat([events, torch.zeros(300, 8, 4, dtype=torch.float64)], dim=1)  # 16 "particles"
+    padded[:, 8:, 0] = 1e-300
+    np.testing.assert_allclose(module.thrust(padded), exact, rtol=1e-9)
+
+
+def test_eec_weights_sum_to_pairwise_energy_share():
+    events = lipsgen.uniform_phase_space(100, 5, seed=5)
+    cos, w = eec_pairs(events)
+    assert cos.shape == w.shape == (100 * 10,)
+    # sum_{i<j} E_i E_j / s = (1 - sum E_i^2 / s) / 2 per event
+    e = events[..., 0].numpy()
+    np.testing.assert_allclose(w.reshape(100, 10).sum(1), (1 - (e**2).sum(1)) / 2, rtol=1e-12)
+
+
+def test_identical_distributions_look_identical(muon_pair):
+    a, b = muon_pair
+    oa, ob = event_observables(a, labelled=True), event_observables(b, labelled=True)
+    auc = classifier_auc(feature_matrix(oa), feature_matrix(ob), seed=0)
+    assert abs(auc - 0.5) < 0.02
+    for x, y in zip(oa, ob):
+        mean, spread = wasserstein_batches(x.values, y.values)
+        scale = np.std(x.values)
+        assert mean < 0.03 * scale, x.name
+
+
+def test_a_two_percent_shift_is_detected(muon_pair):
+    a, b = muon_pair
+    oa, ob = event_observables(a, labelled=True), event_observables(b, labelled=True)
+    x3_a, x3_b = oa[2].values, ob[2].values
+    same = wasserstein_batches(x3_a, x3_b, n_batches=1)[0]
+    shifted = wasserstein_batches(x3_a, 1.02 * x3_b, n_batches=1)[0]
+    assert shifted > 3 * same
+    features = feature_matrix(ob)
+    features[:, 2] *= 1.02
+    assert classifier_auc(feature_matrix(oa), features) > 0.6
+
+
+def test_evaluate_writes_metrics_plots_and_report(tmp_path, muon_pair):
+    a, b = muon_pair
+    truth = tmp_path / "truth.h5"
+    write_events(truth, a[:8000], {"target": "muon", "sqrt_s": 1.0})
+    good = tmp_path / "good.h5"
+    write_events(good, b[:4000], {"target": "muon", "sqrt_s": 1.0, "model": "truth-copy"})
+    # A stand-in for an ambient baseline: momenta smeared by 1%, energies reset to |p|.
+    smeared = b[4000:8000].clone()
+    smeared[..., 1:] *= 1 + 0.01 * torch.randn(4000, 3, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    smeared = lipsgen.three_to_four(smeared[..., 1:])
+    bad = tmp_path / "smeared.npz"
+    write_events(bad, smeared, {"target": "muon", "sqrt_s": 1.0, "model": "pfm", "exact": False})
+    metrics = evaluate(EvaluationInputs(truth, [good, bad]), tmp_path / "out")
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["floor_auc"] == metrics["floor_auc"]
+    assert abs(metrics["samples"]["good"]["auc"] - 0.5) < 0.05
+    assert metrics["samples"]["good"]["conservation"]["max_energy"] < 1e-12
+    assert metrics["samples"]["smeared"]["conservation"]["energy"] > 1e-3
+    assert metrics["samples"]["smeared"]["exact"] is False
+    assert set(metrics["samples"]["good"]["wasserstein"]) >= {"x_1", "y_12", "thrust", "log_density", "eec"}
+    for name in ("hist_x_1.png", "hist_y_12.png", "hist_eec.png", "hist_log_density.png"):
+        assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "![hist_x_1.png](hist_x_1.png)" in report and "smeared" in report
+    assert "<img src='hist_thrust.png'" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_trajectory_evaluation(tmp_path):
+    truth = tmp_path / "truth.h5"
+    events = MuonDecay().sample(2000, seed=6)
+    write_events(truth, events, {"target": "muon", "sqrt_s": 1.0})
+    traj = tmp_path / "traj.h5"
+    states = torch.stack([lipsgen.uniform_phase_space(500, 3, seed=7), events[:500]])
+    with h5py.File(traj, "w") as f:
+        f["momenta"] = events[:500].numpy()
+        f["trajectory"] = states.numpy()
+        f["trajectory_times"] = np.array([1.0, 0.0])
+        f.attrs["target"] = "muon"
+    assert main(["evaluate", "--truth", str(truth), "--trajectory", str(traj), "--out", str(tmp_path / "o")]) == 0
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    w = metrics["trajectory"]["wasserstein"]["log_density"]
+    assert w[0] > 3 * w[1]  # uniform start is far from truth, the end close to it
+    assert (tmp_path / "o" / "trajectory_x_3.png").stat().st_size > 1000
+    no_traj = tmp_path / "plain.h5"
+    write_events(no_traj, events, {"target": "muon", "sqrt_s": 1.0})
+    assert main(["evaluate", "--truth", str(truth), "--trajectory", str(no_traj), "--out", str(tmp_path / "p")]) == 1
+
+
+def test_mismatched_inputs_are_refused(tmp_path):
+    truth = tmp_path / "truth.h5"
+    write_events(truth, MuonDecay().sample(500, seed=1), {"target": "muon", "sqrt_s": 1.0})
+    other = tmp_path / "qqg.h5"
+    write_events(other, QQG(1e-2).sample(500, seed=1), {"target": "qqg", "sqrt_s": 1.0})
+    with pytest.raises(EventFileError, match="target 'qqg', the truth is 'muon'"):
+        evaluate(EvaluationInputs(truth, [other]), tmp_path / "o")
+    four = tmp_path / "four.h5"
+    write_events(four, lipsgen.uniform_phase_space(500, 4, seed=1), {"target": "uniform", "sqrt_s": 1.0})
+    with pytest.raises(EventFileError, match="4 particles, the truth has 3"):
+        evaluate(EvaluationInputs(truth, [four]), tmp_path / "o")
+    assert main(["evaluate", "--truth", str(truth), "--out", str(tmp_path / "o")]) == 1
