@@ -200,3 +200,10 @@ def test_cli_writes_every_target(tmp_path, args, attrs):
         assert stored[key] == value
     assert stored["seed"] == 3 and stored["sqrt_s"] == 1.0
     lipsgen.validation.check_events(events, sqrt_s=1.0)
+
+
+def test_sarge_has_no_closed_form_density():
+    target = Sarge(5, 20.0)
+    assert target.density_normalised is None
+    with pytest.raises(NotImplementedError, match="no closed-form density"):
+        target.log_density(target.sample(3, seed=1))

@@ -47,6 +47,7 @@ class Target(ABC):
 
     name: str = ""
     labelled: bool = False
+    density_normalised: bool | None = None  # None: no closed-form density
 
     def __init__(self, n_particles: int, sqrt_s: float = 1.0) -> None:
         if not isinstance(n_particles, int) or n_particles < 2:
@@ -61,6 +62,10 @@ class Target(ABC):
         self, n_events: int, generator: torch.Generator, dtype: torch.dtype, device: torch.device
     ) -> Tensor:
         """Draw ``n_events`` events (n_events, n_particles, 4) with ``generator``."""
+
+    def log_density(self, events: Tensor) -> Tensor:
+        """Log-density (n,) on phase space, where known in closed form (see ``density_normalised``)."""
+        raise NotImplementedError(f"{self.name}: no closed-form density on phase space")
 
     def parameters(self) -> dict[str, Any]:
         """The target's parameters, as recorded in event-file attributes."""

@@ -1,8 +1,8 @@
 """The training loop: AdamW, gradient clipping, warm-up + cosine learning rate, EMA weights.
 
 Determinism and resumption: every random draw comes from a generator seeded by (seed, purpose,
-index) — the data lift and forward simulation of epoch e from (seed, "epoch", e), the noise of
-step s from (seed, "step", s) — so a run resumed from a checkpoint at step s continues exactly as
+index) — the data lift of epoch e from (seed, "epoch", e), its forward simulation (Langevin) from
+(seed, "forward", e), the noise of step s from (seed, "step", s) — so a run resumed from a checkpoint at step s continues exactly as
 the uninterrupted run would have (on the CPU).
 """
 
@@ -28,7 +28,7 @@ __all__ = ["train", "derived_generator", "TrainResult"]
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
-_PURPOSES = {"init": 0, "fit": 1, "epoch": 2, "step": 3, "sample": 4}
+_PURPOSES = {"init": 0, "fit": 1, "epoch": 2, "step": 3, "sample": 4, "forward": 5}
 
 
 def derived_generator(seed: int, purpose: str, index: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
@@ -131,7 +131,7 @@ def train(
             if epoch != cached_epoch:
                 gen = derived_generator(seed, "epoch", epoch)
                 encoded = model.space.encode(events, gen).to(device)
-                data = model.process.prepare_epoch(encoded, derived_generator(seed, "epoch", epoch, device))
+                data = model.process.prepare_epoch(encoded, derived_generator(seed, "forward", epoch, device))
                 order = torch.randperm(n_events, generator=gen).to(device)
                 cached_epoch = epoch
             index = order[offset * batch_size:(offset + 1) * batch_size]
