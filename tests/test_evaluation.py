@@ -99,6 +99,21 @@ def test_evaluate_writes_metrics_plots_and_report(tmp_path, muon_pair):
     assert "<img src='hist_thrust.png'" in (tmp_path / "out" / "report.html").read_text()
 
 
+def test_events_outside_the_cut_are_counted(tmp_path):
+    truth = tmp_path / "truth.h5"
+    write_events(truth, QQG(ycut=1e-3).sample(2000, seed=1), {"target": "qqg", "ycut": 1e-3, "sqrt_s": 1.0})
+    looser = QQG(ycut=1e-4).sample(1000, seed=2)  # the same matrix element leaking below ycut = 1e-3
+    y = lipsgen.scaled_pair_invariants(looser)
+    expected = float((y[:, [0, 0, 1], [1, 2, 2]].min(dim=1).values < 1e-3).double().mean())
+    leaky = tmp_path / "leaky.h5"
+    write_events(leaky, looser, {"target": "qqg", "ycut": 1e-4, "sqrt_s": 1.0})
+    metrics = evaluate(EvaluationInputs(truth, [leaky, truth]), tmp_path / "out")
+    assert expected > 0.05
+    assert metrics["samples"]["leaky"]["outside_support"] == pytest.approx(expected, abs=1e-12)
+    assert metrics["samples"]["truth"]["outside_support"] == 0.0
+    assert "outside support" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_trajectory_evaluation(tmp_path):
     truth = tmp_path / "truth.h5"
     events = MuonDecay().sample(2000, seed=6)

@@ -9,8 +9,9 @@ import lipsgen
 from lipsgen.cli.main import main
 from lipsgen.io import read_events, write_events
 from lipsgen.models import MODEL_KINDS, GenerativeModel, ModelConfig, TransformerBackbone
+from lipsgen.models.networks import pair_log_angles
 from lipsgen.models.processes import LangevinDiffusion
-from lipsgen.training import CheckpointError, TrainConfig, derived_generator, load_model, train
+from lipsgen.training import CheckpointError, TrainConfig, derived_generator, load_model, resolve_preset, train
 from lipsgen.targets import MuonDecay
 
 TINY = dict(width=32, depth=2, heads=2, time_dim=16, schedule="linear:0.002:0.01:40")
@@ -110,6 +111,49 @@ def test_transformer_is_permutation_equivariant():
     out = net(x, t)
     assert out.abs().max() > 0.1
     torch.testing.assert_close(net(x[:, perm], t), out[:, perm], rtol=0, atol=1e-12)
+
+
+def test_pair_log_angles_match_the_opening_angles():
+    x = torch.randn(5, 4, 3, dtype=torch.float64) * torch.rand(5, 4, 1, dtype=torch.float64)
+    x[0, 1] = x[0, 0] * 3 + 1e-4 * torch.tensor([0.0, 1.0, -1.0], dtype=torch.float64)  # nearly collinear
+    logs = pair_log_angles(x)
+    n = x / x.norm(dim=-1, keepdim=True)
+    theta = torch.acos((n.unsqueeze(2) * n.unsqueeze(1)).sum(-1).clamp(-1, 1))
+    off = ~torch.eye(4, dtype=torch.bool)
+    torch.testing.assert_close(logs[:, off], torch.log(torch.sin(theta / 2) ** 2)[:, off], rtol=1e-6, atol=1e-6)
+    assert logs[0, 0, 1] < -15  # small angles stay resolved (acos would lose them)
+    assert torch.all(logs[:, ~off] == 0)
+    torch.testing.assert_close(logs, logs.transpose(1, 2), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "transformer"])
+def test_pair_features_reach_the_output(backbone):
+    torch.manual_seed(0)
+    kwargs = dict(backbone=backbone, width=32, depth=2, time_dim=16)
+    net = GenerativeModel(ModelConfig(model="fm-q", n_particles=4, **kwargs)).net
+    without = GenerativeModel(ModelConfig(model="fm-q", n_particles=4, pair_features=False, **kwargs)).net
+    assert sum(p.numel() for p in net.parameters()) > sum(p.numel() for p in without.parameters())
+    torch.nn.init.normal_(net.out.weight)
+    x, t = torch.randn(16, 4, 3), torch.rand(16)
+    before = net(x, t)
+    with torch.no_grad():  # cut the pair pathway: the output must change
+        if backbone == "mlp":
+            net.hidden[0].weight[:, -6:] = 0  # the 6 pair columns follow the token and time inputs
+        else:
+            for block in net.blocks:
+                block.pair_bias.weight.zero_()
+                block.pair_bias.bias.zero_()
+    assert (net(x, t) - before).abs().max() > 1e-3
+
+
+def test_cpu_preset_uses_the_singular_langevin_schedule_on_singular_targets():
+    smooth, _ = resolve_preset("cpu", ModelConfig(model="langevin", n_particles=3, target="muon"))
+    singular, _ = resolve_preset("cpu", ModelConfig(model="langevin", n_particles=3, target="qqg"))
+    sarge, _ = resolve_preset("cpu", ModelConfig(model="langevin", n_particles=10, target="sarge",
+                                                  backbone="transformer"))
+    assert (smooth.schedule, smooth.drift, smooth.divergence) == ("smooth", "score", "exact")
+    assert (singular.schedule, singular.drift, singular.divergence) == ("singular", "regularised", "exact")
+    assert (sarge.schedule, sarge.drift, sarge.divergence) == ("singular", "regularised", "hutchinson")
 
 
 def test_hutchinson_divergence_is_unbiased_for_the_exact_one():

@@ -61,6 +61,13 @@ def _observables(events: torch.Tensor, target: str, labelled: bool, names, attri
     return result + ([density] if density is not None else [])
 
 
+def _outside_support(observables: list[Observable]) -> float | None:
+    """Fraction of events where the target's density is zero (e.g. qqg events below ycut), where
+    the density is known; a smooth model leaks across a hard cut, and the classifier sees it."""
+    density = next((o for o in observables if o.name == "log_density"), None)
+    return None if density is None else float(np.mean(np.isneginf(density.values)))
+
+
 def _plot_selection(observables: list[Observable], labelled: bool) -> list[Observable]:
     if labelled:
         return observables
@@ -130,6 +137,7 @@ def evaluate(
             "exact": bool(attributes.get("exact", True)),
             "auc": classifier_auc(feature_matrix(observables), ref_features, seed),
             "conservation": conservation_metric(events, float(t_attrs.get("sqrt_s", 1.0))).as_dict(),
+            "outside_support": _outside_support(observables),
             "wasserstein": {o.name: wasserstein_batches(r.values[np.isfinite(r.values)],
                                                          o.values[np.isfinite(o.values)], n_batches)
                             for r, o in zip(ref_obs, observables)},
@@ -192,11 +200,14 @@ def _evaluate_trajectory(path, out, reference, ref_obs, target, labelled, names,
 
 def _summary_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     key_observables = [k for k in next(iter(metrics["samples"].values()))["wasserstein"]][:4] if metrics["samples"] else []
-    header = ["sample", "model", "exact", "AUC", "mean |ΣE−√s|/med E", "mean |Σp|/med E"] + [f"W1 {k}" for k in key_observables]
+    support = any(m["outside_support"] is not None for m in metrics["samples"].values())
+    header = (["sample", "model", "exact", "AUC", "mean |ΣE−√s|/med E", "mean |Σp|/med E"]
+              + (["outside support"] if support else []) + [f"W1 {k}" for k in key_observables])
     rows = []
     for name, m in metrics["samples"].items():
         rows.append([name, str(m["model"]), "yes" if m["exact"] else "no", f"{m['auc']:.3f}",
                      f"{m['conservation']['energy']:.2e}", f"{m['conservation']['momentum']:.2e}"]
+                    + ([f"{m['outside_support']:.2%}" if m["outside_support"] is not None else "n/a"] if support else [])
                     + [f"{m['wasserstein'][k][0]:.4f} ± {m['wasserstein'][k][1]:.4f}" for k in key_observables])
     return header, rows
 

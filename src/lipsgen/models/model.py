@@ -39,6 +39,7 @@ class ModelConfig:
     depth: int = 4
     heads: int = 4
     time_dim: int = 64
+    pair_features: bool = True  # show the backbone log pair angles (see models.networks)
     lift: str = "exact"
     # q-space Langevin
     schedule: str = "smooth"
@@ -113,7 +114,8 @@ class GenerativeModel(nn.Module):
         space_name, process_name, prior = MODEL_KINDS[config.model]
         self.space: Space = make_space(space_name, config.n_particles, config.sqrt_s, config.lift)
         backbone = MLPBackbone if config.backbone == "mlp" else TransformerBackbone
-        kwargs = dict(width=config.width, depth=config.depth, time_dim=config.time_dim)
+        kwargs = dict(width=config.width, depth=config.depth, time_dim=config.time_dim,
+                      pair_features=config.pair_features)
         if config.backbone == "transformer":
             kwargs["heads"] = config.heads
         self.net = backbone(config.n_particles, **kwargs)

@@ -4,6 +4,12 @@
 particles as tokens and is exactly permutation-equivariant (unlabelled particles). Attention is
 written out with plain tensor ops so that double backward (needed by implicit score matching)
 works on every device. Output layers start at zero: an untrained model is the reference field.
+
+With ``pair_features`` both also see the opening angle of every pair of particles on a log scale,
+``log sin^2(theta_ij / 2)``: the MLP as extra inputs, the transformer as a learned attention bias.
+In q- and z-space the directions are those of the massless q's, so this is the collinear variable
+of the event up to the particles' scales (y_ij = |q_i||q_j| sin^2(theta_ij/2) * 2 / M^2); singular
+targets spread it over decades, which raw directions show only as tiny differences.
 """
 
 from __future__ import annotations
@@ -13,15 +19,28 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TimeEmbedding", "MLPBackbone", "TransformerBackbone", "token_features", "N_TOKEN_FEATURES"]
+__all__ = ["TimeEmbedding", "MLPBackbone", "TransformerBackbone", "token_features", "pair_log_angles",
+           "N_TOKEN_FEATURES"]
 
 N_TOKEN_FEATURES = 7
+# sin^2(theta/2) below this is treated as this (float32 resolves directions to ~1e-7).
+_MIN_SIN2_HALF_ANGLE = 1e-12
 
 
 def token_features(x: Tensor) -> Tensor:
     """Per-particle features (x, x/|x|, log|x|) of shape (B, N, 7) from x (B, N, 3)."""
     r = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=1e-12)
     return torch.cat([x, x / r, torch.log(r)], dim=-1)
+
+
+def pair_log_angles(x: Tensor) -> Tensor:
+    """``log sin^2(theta_ij / 2)`` between the directions of x (B, N, 3), shape (B, N, N), zero on
+    the diagonal. Computed as ``|n_i - n_j|^2 / 4``, which keeps small angles accurate."""
+    n = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=1e-12)
+    sin2 = (n.unsqueeze(2) - n.unsqueeze(1)).square().sum(-1) / 4
+    logs = torch.log(sin2.clamp(min=_MIN_SIN2_HALF_ANGLE))
+    eye = torch.eye(x.shape[1], dtype=torch.bool, device=x.device)
+    return logs.masked_fill(eye, 0.0)
 
 
 class TimeEmbedding(nn.Module):
@@ -44,12 +63,16 @@ class TimeEmbedding(nn.Module):
 class MLPBackbone(nn.Module):
     """MLP on the flattened event features and the time embedding (reference: 4 x 256 SiLU)."""
 
-    def __init__(self, n_particles: int, width: int = 256, depth: int = 4, time_dim: int = 64) -> None:
+    def __init__(self, n_particles: int, width: int = 256, depth: int = 4, time_dim: int = 64,
+                 pair_features: bool = True) -> None:
         super().__init__()
         self.n_particles = n_particles
+        self.pair_features = pair_features
         self.time = TimeEmbedding(time_dim)
+        rows, cols = torch.triu_indices(n_particles, n_particles, offset=1)
+        self.register_buffer("_pairs", rows * n_particles + cols, persistent=False)
         layers: list[nn.Module] = []
-        size = n_particles * N_TOKEN_FEATURES + time_dim
+        size = n_particles * N_TOKEN_FEATURES + time_dim + (len(rows) if pair_features else 0)
         for _ in range(depth):
             layers += [nn.Linear(size, width), nn.SiLU()]
             size = width
@@ -59,31 +82,40 @@ class MLPBackbone(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        features = token_features(x).flatten(1)
-        hidden = self.hidden(torch.cat([features, self.time(t)], dim=-1))
+        features = [token_features(x).flatten(1), self.time(t)]
+        if self.pair_features:
+            features.append(pair_log_angles(x).flatten(1)[:, self._pairs])
+        hidden = self.hidden(torch.cat(features, dim=-1))
         return self.out(hidden).view_as(x)
+
+
+_PAIR_EMBEDDING = 16
 
 
 class _Block(nn.Module):
     """Pre-LN transformer block with the time embedding added to its input."""
 
-    def __init__(self, width: int, heads: int, time_dim: int) -> None:
+    def __init__(self, width: int, heads: int, time_dim: int, pair_features: bool) -> None:
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} is not divisible by {heads} heads")
         self.heads = heads
         self.time = nn.Linear(time_dim, width)
+        self.pair_bias = nn.Linear(_PAIR_EMBEDDING, heads) if pair_features else None
         self.norm1 = nn.LayerNorm(width)
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
         self.norm2 = nn.LayerNorm(width)
         self.ff = nn.Sequential(nn.Linear(width, 4 * width), nn.SiLU(), nn.Linear(4 * width, width))
 
-    def forward(self, h: Tensor, temb: Tensor) -> Tensor:
+    def forward(self, h: Tensor, temb: Tensor, pairs: Tensor | None) -> Tensor:
+        """h (B, N, width), temb (B, time_dim), pairs (B, N, N, _PAIR_EMBEDDING) or None."""
         h = h + self.time(temb).unsqueeze(1)
         b, n, w = h.shape
         q, k, v = self.qkv(self.norm1(h)).view(b, n, 3, self.heads, w // self.heads).unbind(2)
         scores = torch.einsum("bihd,bjhd->bhij", q, k) / math.sqrt(w // self.heads)
+        if self.pair_bias is not None:
+            scores = scores + self.pair_bias(pairs).permute(0, 3, 1, 2)
         attended = torch.einsum("bhij,bjhd->bihd", scores.softmax(dim=-1), v).reshape(b, n, w)
         h = h + self.proj(attended)
         return h + self.ff(self.norm2(h))
@@ -91,15 +123,19 @@ class _Block(nn.Module):
 
 class TransformerBackbone(nn.Module):
     """Permutation-equivariant transformer over particle tokens (reference: 4 blocks, width 128,
-    4 heads, token features (x, x/|x|, log|x|), time embedding added in every block)."""
+    4 heads, token features (x, x/|x|, log|x|), time embedding added in every block; pair angles
+    embedded once and turned into a per-head attention bias in every block)."""
 
     def __init__(self, n_particles: int, width: int = 128, depth: int = 4, heads: int = 4,
-                 time_dim: int = 64) -> None:
+                 time_dim: int = 64, pair_features: bool = True) -> None:
         super().__init__()
         self.n_particles = n_particles
         self.time = TimeEmbedding(time_dim)
+        self.pair_embed = (nn.Sequential(nn.Linear(1, _PAIR_EMBEDDING), nn.SiLU(),
+                                         nn.Linear(_PAIR_EMBEDDING, _PAIR_EMBEDDING))
+                           if pair_features else None)
         self.embed = nn.Linear(N_TOKEN_FEATURES, width)
-        self.blocks = nn.ModuleList([_Block(width, heads, time_dim) for _ in range(depth)])
+        self.blocks = nn.ModuleList([_Block(width, heads, time_dim, pair_features) for _ in range(depth)])
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, 3)
         nn.init.zeros_(self.out.weight)
@@ -108,6 +144,7 @@ class TransformerBackbone(nn.Module):
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         temb = self.time(t)
         h = self.embed(token_features(x))
+        pairs = None if self.pair_embed is None else self.pair_embed(pair_log_angles(x).unsqueeze(-1))
         for block in self.blocks:
-            h = block(h, temb)
+            h = block(h, temb, pairs)
         return self.out(self.norm(h))

@@ -48,6 +48,9 @@ class Target(ABC):
     name: str = ""
     labelled: bool = False
     density_normalised: bool | None = None  # None: no closed-form density
+    # Soft/collinear poles cut off at small invariants: the density spreads over decades there, which
+    # calls for the Langevin model's singular schedule and regularised drift (DESIGN §5.1).
+    singular: bool = False
 
     def __init__(self, n_particles: int, sqrt_s: float = 1.0) -> None:
         if not isinstance(n_particles, int) or n_particles < 2:

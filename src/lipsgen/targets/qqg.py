@@ -33,6 +33,7 @@ class QQG(Target):
     name = "qqg"
     labelled = True
     density_normalised = True
+    singular = True
     particle_names = ("d", "d~", "g")
 
     def __init__(self, ycut: float = 1e-3, sqrt_s: float = 1.0) -> None:

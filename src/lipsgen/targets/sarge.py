@@ -56,6 +56,7 @@ class Sarge(Target):
 
     name = "sarge"
     labelled = False
+    singular = True
 
     def __init__(self, n_particles: int = 10, xi_max: float = 30.0, sqrt_s: float = 1.0,
                  *, shuffle: bool = True) -> None:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ..models.model import MODEL_KINDS, ModelConfig
+from ..targets import TARGETS
 
 __all__ = ["TrainConfig", "PRESETS", "resolve_preset"]
 
@@ -58,6 +59,9 @@ _CPU = {
 # On a CPU the reference transformer (4 x 128) costs ~0.7 s per step of 512 ten-particle events;
 # the cpu preset uses a smaller one.
 _CPU_TRANSFORMER = ({"width": 64, "depth": 2, "heads": 4}, dict(steps=3000, batch_size=256))
+# The paper's choice for singular targets: the smooth schedule's first step (g = 0.002) already
+# moves q by ~0.06, as much as the narrowest collinear structure the model must resolve.
+_SINGULAR_LANGEVIN = {"schedule": "singular", "drift": "regularised", "eps": 0.2}
 _PAPER_TRAIN = dict(batch_size=1024, lr=3e-4, warmup_steps=1000, ema_decay=0.9999, checkpoint_every=5000)
 PRESETS: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
     "cpu": _CPU,
@@ -67,8 +71,7 @@ PRESETS: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
                    for m in MODEL_KINDS},
     # The paper's singular-target runs (qqg, SARGE): 137 geometric + 1000 linear steps with the
     # eps-regularised drift, Hutchinson divergence. Meant for a GPU.
-    "paper-singular": {m: ({"schedule": "singular", "drift": "regularised", "eps": 0.2,
-                            "divergence": "hutchinson"}, dict(_PAPER_TRAIN, steps=500_000))
+    "paper-singular": {m: ({**_SINGULAR_LANGEVIN, "divergence": "hutchinson"}, dict(_PAPER_TRAIN, steps=500_000))
                        for m in MODEL_KINDS},
 }
 
@@ -81,7 +84,10 @@ def resolve_preset(name: str, model_config: ModelConfig) -> tuple[ModelConfig, T
     if name == "cpu" and model_config.backbone == "transformer":
         model_overrides = {**model_overrides, **_CPU_TRANSFORMER[0]}
         train_overrides = {**train_overrides, **_CPU_TRANSFORMER[1]}
-    if name == "cpu" and model_config.model == "langevin" and model_config.n_particles > 4:
-        # The exact divergence costs 3N backward passes; beyond a few particles, estimate it.
-        model_overrides = {**model_overrides, "divergence": "hutchinson"}
+    if name == "cpu" and model_config.model == "langevin":
+        if model_config.n_particles > 4:
+            # The exact divergence costs 3N backward passes; beyond a few particles, estimate it.
+            model_overrides = {**model_overrides, "divergence": "hutchinson"}
+        if model_config.target in TARGETS and TARGETS[model_config.target].singular:
+            model_overrides = {**model_overrides, **_SINGULAR_LANGEVIN}
     return replace(model_config, **model_overrides), TrainConfig(**train_overrides)
