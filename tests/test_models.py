@@ -146,14 +146,18 @@ def test_pair_features_reach_the_output(backbone):
     assert (net(x, t) - before).abs().max() > 1e-3
 
 
-def test_cpu_preset_uses_the_singular_langevin_schedule_on_singular_targets():
-    smooth, _ = resolve_preset("cpu", ModelConfig(model="langevin", n_particles=3, target="muon"))
-    singular, _ = resolve_preset("cpu", ModelConfig(model="langevin", n_particles=3, target="qqg"))
-    sarge, _ = resolve_preset("cpu", ModelConfig(model="langevin", n_particles=10, target="sarge",
-                                                  backbone="transformer"))
-    assert (smooth.schedule, smooth.drift, smooth.divergence) == ("smooth", "score", "exact")
-    assert (singular.schedule, singular.drift, singular.divergence) == ("singular", "regularised", "exact")
-    assert (sarge.schedule, sarge.drift, sarge.divergence) == ("singular", "regularised", "hutchinson")
+def test_cpu_preset_sizes():
+    mlp, mlp_train = resolve_preset("cpu", ModelConfig(model="fm-z", n_particles=3, target="qqg"))
+    langevin, langevin_train = resolve_preset("cpu", ModelConfig(model="langevin", n_particles=3, target="qqg"))
+    sarge, sarge_train = resolve_preset("cpu", ModelConfig(model="langevin", n_particles=10, target="sarge",
+                                                           backbone="transformer"))
+    flow, flow_train = resolve_preset("cpu", ModelConfig(model="fm-z", n_particles=10, backbone="transformer"))
+    assert (mlp.width, mlp.depth, mlp_train.steps) == (256, 4, 15_000)
+    assert (langevin.schedule, langevin.divergence, langevin_train.steps) == ("smooth", "exact", 4000)
+    assert (sarge.width, sarge.divergence, sarge_train.steps) == (64, "hutchinson", 3000)
+    assert (flow.width, flow.depth, flow_train.steps, flow_train.batch_size) == (64, 2, 6000, 256)
+    paper, _ = resolve_preset("paper-singular", ModelConfig(model="langevin", n_particles=3))
+    assert (paper.schedule, paper.drift, paper.divergence) == ("singular", "regularised", "hutchinson")
 
 
 def test_hutchinson_divergence_is_unbiased_for_the_exact_one():
