@@ -111,7 +111,12 @@ def test_events_outside_the_cut_are_counted(tmp_path):
     assert expected > 0.05
     assert metrics["samples"]["leaky"]["outside_support"] == pytest.approx(expected, abs=1e-12)
     assert metrics["samples"]["truth"]["outside_support"] == 0.0
-    assert "outside support" in (tmp_path / "out" / "report.md").read_text()
+    # Inside the cut the leaky sample is the truth's distribution: the classifier sees only the leak.
+    leak = metrics["samples"]["leaky"]
+    assert abs(leak["auc_in_support"] - 0.5) < 0.06
+    assert leak["auc"] - leak["auc_in_support"] > 0.15
+    assert metrics["samples"]["truth"]["auc_in_support"] == metrics["samples"]["truth"]["auc"]
+    assert "AUC in support" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_trajectory_evaluation(tmp_path):
