@@ -163,5 +163,5 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
     assert "classifier AUC" in result.stderr
     for name in ("muon_train.h5", "muon_truth.h5", "zdiff/model.pt", "zdiff_samples.h5", "zdiff_trajectory.h5",
                  "report/report.md", "report/report.html", "report/metrics.json", "report/hist_x_3.png",
-                 "report/trajectory_x_3.png"):
+                 "report/trajectory_x_3.png", "report/conservation.png", "report/trajectory_conservation.png"):
         assert (out / name).stat().st_size > 0, name

@@ -92,10 +92,11 @@ def test_evaluate_writes_metrics_plots_and_report(tmp_path, muon_pair):
     assert metrics["samples"]["smeared"]["conservation"]["energy"] > 1e-3
     assert metrics["samples"]["smeared"]["exact"] is False
     assert set(metrics["samples"]["good"]["wasserstein"]) >= {"x_1", "y_12", "thrust", "log_density", "eec"}
-    for name in ("hist_x_1.png", "hist_y_12.png", "hist_eec.png", "hist_log_density.png"):
+    for name in ("conservation.png", "hist_x_1.png", "hist_y_12.png", "hist_eec.png", "hist_log_density.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (tmp_path / "out" / "report.md").read_text()
     assert "![hist_x_1.png](hist_x_1.png)" in report and "smeared" in report
+    assert "## Energy-momentum conservation" in report and "![conservation.png](conservation.png)" in report
     assert "<img src='hist_thrust.png'" in (tmp_path / "out" / "report.html").read_text()
 
 
@@ -135,6 +136,7 @@ def test_trajectory_evaluation(tmp_path):
     w = metrics["trajectory"]["wasserstein"]["log_density"]
     assert w[0] > 3 * w[1]  # uniform start is far from truth, the end close to it
     assert (tmp_path / "o" / "trajectory_x_3.png").stat().st_size > 1000
+    assert (tmp_path / "o" / "trajectory_conservation.png").stat().st_size > 1000
     no_traj = tmp_path / "plain.h5"
     write_events(no_traj, events, {"target": "muon", "sqrt_s": 1.0})
     assert main(["evaluate", "--truth", str(truth), "--trajectory", str(no_traj), "--out", str(tmp_path / "p")]) == 1

@@ -243,14 +243,20 @@ def test_cli_bad_input(tmp_path, muon):
 
 
 def test_conservation_metric_and_sample_attributes(tmp_path, muon):
-    from lipsgen.evaluation import conservation_metric
+    from lipsgen.evaluation import conservation_metric, event_violations
 
     exact = conservation_metric(muon)
     assert exact.energy < 1e-13 and exact.momentum < 1e-13
     shifted = muon.clone()
     shifted[:, 0, 0] += 0.01  # energy off by 0.01 in every event
+    shifted[:5, 1, 3] += 0.02  # and p_z by 0.02 in the first five
     metric = conservation_metric(shifted)
-    assert metric.energy == pytest.approx(float((0.01 / shifted[..., 0].median(dim=-1).values).mean()), rel=1e-9)
+    median = shifted[..., 0].median(dim=-1).values
+    energy, momentum = event_violations(shifted)
+    assert energy.shape == momentum.shape == (len(muon),)
+    assert torch.allclose(energy, 0.01 / median, rtol=1e-9)
+    assert torch.allclose(momentum[:5], 0.02 / median[:5], rtol=1e-9) and momentum[5:].max() < 1e-13
+    assert metric.energy == pytest.approx(float((0.01 / median).mean()), rel=1e-9)
     assert metric.max_energy == pytest.approx(0.01, rel=1e-9)
     data = tmp_path / "muon.h5"
     write_events(data, muon, {"target": "muon", "sqrt_s": 1.0})

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from ..io.atomic import atomic_output  # noqa: E402
 
-__all__ = ["histogram_with_ratio", "trajectory_histograms"]
+__all__ = ["histogram_with_ratio", "trajectory_histograms", "conservation_histograms", "conservation_along_trajectory"]
 
 _COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink"]
 
@@ -26,6 +26,11 @@ def _bins(values: list[np.ndarray], log: bool, n: int = 50) -> tuple[np.ndarray,
     if hi <= lo:
         hi = lo + 1e-9
     return np.linspace(lo, hi, n + 1), False
+
+
+# float64 rounding of a sum of O(1) energies; exact zeros are drawn at the plot floor.
+_ROUNDING = float(np.finfo(np.float64).eps)
+_FLOOR = 1e-19
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
@@ -108,4 +113,47 @@ def trajectory_histograms(
     ax.set_xlabel(label)
     ax.set_ylabel("density per unit ln x" if logx else "normalised density")
     ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def conservation_histograms(
+    truth: tuple[np.ndarray, np.ndarray],
+    samples: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: str | os.PathLike[str],
+) -> Path:
+    """Per-event energy and momentum violations (in units of the event's median energy, as
+    :func:`event_violations` returns them) of truth and each sample, on log axes from exact zero
+    (drawn at 1e-19) to order one, with float64 rounding marked."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    everything = [np.maximum(v, _FLOOR) for pair in (truth, *samples.values()) for v in pair]
+    bins = np.geomspace(_FLOOR / 2, max(10.0, *(float(v.max()) for v in everything)) * 2, 61)
+    for k, (ax, label) in enumerate(zip(axes, ("|ΣE − √s| / median E", "|Σp| / median E"))):
+        ax.hist(np.maximum(truth[k], _FLOOR), bins, color="0.8", label="truth")
+        for colour, (name, pair) in zip(_COLOURS, samples.items()):
+            ax.hist(np.maximum(pair[k], _FLOOR), bins, histtype="step", color=colour, linewidth=1.4, label=name)
+        ax.axvline(_ROUNDING, color="k", linestyle=":", linewidth=1, label="float64 rounding")
+        ax.set_xscale("log")
+        ticks = [t for t in (1e-16, 1e-12, 1e-8, 1e-4, 1.0) if t < bins[-1]]
+        ax.set_xticks([_FLOOR, *ticks], ["0", *(f"$10^{{{round(np.log10(t))}}}$" for t in ticks)])
+        ax.set_xlabel(label + " per event")
+    axes[0].set_ylabel("events")
+    axes[1].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def conservation_along_trajectory(
+    times: np.ndarray, energy: np.ndarray, momentum: np.ndarray, path: str | os.PathLike[str]
+) -> Path:
+    """Mean energy and momentum violation (units of the median energy) at every recorded state
+    of a reverse run, from the noise end (t = 1) to the data end (t = 0)."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.plot(times, np.maximum(energy, _FLOOR), marker="o", label="mean |ΣE − √s| / median E")
+    ax.plot(times, np.maximum(momentum, _FLOOR), marker="s", label="mean |Σp| / median E")
+    ax.axhline(_ROUNDING, color="k", linestyle=":", linewidth=1, label="float64 rounding")
+    ax.set_yscale("log")
+    ax.set_ylim(_FLOOR / 2, max(1.0, float(np.max(energy)), float(np.max(momentum))) * 2)
+    ax.set_xlim(max(times.max(), 1.0), min(times.min(), 0.0))
+    ax.set_xlabel("t (reverse process: noise end left, data end right)")
+    ax.set_ylabel("violation")
+    ax.legend(fontsize=8)
     return _save(fig, path)

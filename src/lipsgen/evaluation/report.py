@@ -18,10 +18,10 @@ from ..io.errors import EventFileError
 from ..io.formats import read_events
 from ..targets import TARGETS
 from ..validation import check_events
-from .conservation import conservation_metric
+from .conservation import conservation_metric, event_violations
 from .metrics import classifier_auc, feature_matrix, wasserstein_batches
 from .observables import Observable, eec_pairs, event_observables
-from .plots import histogram_with_ratio, trajectory_histograms
+from .plots import conservation_along_trajectory, conservation_histograms, histogram_with_ratio, trajectory_histograms
 
 __all__ = ["evaluate", "EvaluationInputs"]
 
@@ -160,6 +160,11 @@ def evaluate(
                             for r, o in zip(ref_obs, observables)},
         }
     if sample_obs:
+        sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
+        violations = {name: tuple(v.numpy() for v in event_violations(ev, sqrt_s)) for name, ev in sample_events.items()}
+        conservation_histograms(tuple(v.numpy() for v in event_violations(reference, sqrt_s)), violations,
+                                out / "conservation.png")
+        plots.append("conservation.png")
         t_cos, t_w = eec_pairs(reference)
         eec = {name: eec_pairs(ev) for name, ev in sample_events.items()}
         for name, (cos, w) in eec.items():
@@ -205,7 +210,10 @@ def _evaluate_trajectory(path, out, reference, ref_obs, target, labelled, names,
                                  for obs in per_state]
                         for k, o in enumerate(ref_obs)},
     }
-    plots = []
+    conservation_along_trajectory(times, np.array([c["energy"] for c in result["conservation"]]),
+                                  np.array([c["momentum"] for c in result["conservation"]]),
+                                  out / "trajectory_conservation.png")
+    plots = ["trajectory_conservation.png"]
     for r in _plot_selection(ref_obs, labelled):
         k = [o.name for o in ref_obs].index(r.name)
         file = f"trajectory_{r.name}.png"
@@ -218,13 +226,16 @@ def _evaluate_trajectory(path, out, reference, ref_obs, target, labelled, names,
 def _summary_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     key_observables = [k for k in next(iter(metrics["samples"].values()))["wasserstein"]][:4] if metrics["samples"] else []
     support = any(m["outside_support"] is not None for m in metrics["samples"].values())
+    leak = any(m["outside_support"] for m in metrics["samples"].values())  # else AUC in support = AUC
     header = (["sample", "model", "exact", "AUC", "mean |ΣE−√s|/med E", "mean |Σp|/med E"]
-              + (["outside support", "AUC in support"] if support else []) + [f"W1 {k}" for k in key_observables])
+              + (["outside support"] if support else []) + (["AUC in support"] if leak else [])
+              + [f"W1 {k}" for k in key_observables])
     rows = []
     for name, m in metrics["samples"].items():
         rows.append([name, str(m["model"]), "yes" if m["exact"] else "no", f"{m['auc']:.3f}",
                      f"{m['conservation']['energy']:.2e}", f"{m['conservation']['momentum']:.2e}"]
-                    + ([_format(m["outside_support"], ".2%"), _format(m["auc_in_support"], ".3f")] if support else [])
+                    + ([_format(m["outside_support"], ".2%")] if support else [])
+                    + ([_format(m["auc_in_support"], ".3f")] if leak else [])
                     + [f"{m['wasserstein'][k][0]:.4f} ± {m['wasserstein'][k][1]:.4f}" for k in key_observables])
     return header, rows
 
@@ -239,29 +250,35 @@ def _write_reports(out: Path, metrics: dict[str, Any], plots: list[str], traject
              f"target {metrics['target']}). Classifier floor (truth against independent truth): "
              f"AUC {metrics['floor_auc']:.3f}. Wasserstein-1 distances are mean ± spread over "
              f"{metrics['batches']} batches; all distances per observable are in metrics.json.")
+    # (heading, text, images): the same sections in Markdown and HTML
+    sections: list[tuple[str, str, list[str]]] = []
+    if rows:
+        conservation = [p for p in plots if p == "conservation.png"]
+        sections += [
+            ("Energy-momentum conservation", "Violation per event: exact models sit at float64 rounding "
+             "(or exactly zero), at every step of their trajectories; the p-space baselines do not.", conservation),
+            ("Observables", "Normalised histograms with model / truth ratio panels; the grey band is the "
+             "truth's statistical error.", [p for p in plots if p not in conservation]),
+        ]
+    if trajectory_plots:
+        sections.append(("Along the reverse trajectory", "Each curve is one recorded state, from the noise end "
+                         "(t = 1, uniform phase space) to the data end; dashed black is the truth.", trajectory_plots))
     md = ["# lipsgen evaluation report", "", intro, ""]
     if rows:
         md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         md += ["| " + " | ".join(r) + " |" for r in rows]
-        md += ["", "Exact models conserve energy and momentum to rounding at every step; the p-space "
-               "baselines do not.", "", "## Observables", ""]
-        md += [f"![{p}]({p})" for p in plots]
-    if trajectory_plots:
-        md += ["", "## Along the reverse trajectory", "",
-               "Each curve is one recorded state, from the noise end (t = 1, uniform phase space) to the "
-               "data end; dashed black is the truth.", ""]
-        md += [f"![{p}]({p})" for p in trajectory_plots]
+    for heading, text, images in sections:
+        md += ["", f"## {heading}", "", text, ""] + [f"![{p}]({p})" for p in images]
     with atomic_output(out / "report.md") as tmp:
         tmp.write_text("\n".join(md) + "\n")
     body = [f"<h1>lipsgen evaluation report</h1><p>{html.escape(intro)}</p>"]
     if rows:
         body.append("<table border='1' cellpadding='4'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
                     + "</tr>" + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-                    + "</table><h2>Observables</h2>")
-        body += [f"<img src='{p}' width='480'>" for p in plots]
-    if trajectory_plots:
-        body.append("<h2>Along the reverse trajectory</h2>")
-        body += [f"<img src='{p}' width='480'>" for p in trajectory_plots]
+                    + "</table>")
+    for heading, text, images in sections:
+        body.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(text)}</p>")
+        body += [f"<img src='{p}' width='{960 if p == 'conservation.png' else 480}'>" for p in images]
     with atomic_output(out / "report.html") as tmp:
         tmp.write_text("<!doctype html><html><head><meta charset='utf-8'><title>lipsgen report</title></head><body>"
                        + "\n".join(body) + "</body></html>\n")
