@@ -2,6 +2,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import h5py
 import pytest
 import torch
 
@@ -12,7 +13,7 @@ from lipsgen.models import MODEL_KINDS, GenerativeModel, ModelConfig, Transforme
 from lipsgen.models.networks import pair_log_angles
 from lipsgen.models.processes import LangevinDiffusion
 from lipsgen.training import CheckpointError, TrainConfig, derived_generator, load_model, resolve_preset, train
-from lipsgen.targets import MuonDecay
+from lipsgen.targets import QQG, MuonDecay
 
 TINY = dict(width=32, depth=2, heads=2, time_dim=16, schedule="linear:0.002:0.01:40")
 QUICK = TrainConfig(steps=12, batch_size=64, warmup_steps=2, checkpoint_every=6, seed=3)
@@ -270,3 +271,35 @@ def test_conservation_metric_and_sample_attributes(tmp_path, muon):
             assert attributes["conservation_energy"] > 1e-3 and not attributes["exact"]
         else:
             assert attributes["conservation_max_energy"] < 1e-12 and attributes["exact"]
+
+
+def test_sampling_applies_the_training_targets_cuts(tmp_path):
+    target = QQG(ycut=0.05)  # a large cut, so an untrained model leaks across it
+    data = tmp_path / "qqg.h5"
+    write_events(data, target.sample(400, seed=1), {"target": "qqg", "ycut": 0.05, "sqrt_s": 1.0, "n_particles": 3})
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--model", "fm-z", "--max-steps", "5", "--out", str(run)]) == 0
+    assert torch.load(run / "model.pt", weights_only=True)["data"]["ycut"] == 0.05
+    plain, cut = tmp_path / "plain.h5", tmp_path / "cut.h5"
+    assert main(["sample", str(run / "model.pt"), "--events", "300", "--out", str(plain), "--steps", "5"]) == 0
+    assert main(["sample", str(run / "model.pt"), "--events", "300", "--out", str(cut), "--steps", "5",
+                 "--apply-cuts", "--trajectory", "3", "--batch-size", "128"]) == 0
+    leaked = 1 - float(target.in_support(read_events(plain)[0]).double().mean())
+    assert leaked > 0.1
+    events, attributes = read_events(cut)
+    assert len(events) == 300 and bool(target.in_support(events).all())
+    assert attributes["support_acceptance"] == pytest.approx(1 - leaked, abs=0.1)
+    assert '"ycut": 0.05' in attributes["cuts"]
+    conservation = lipsgen.evaluation.conservation_metric(events)
+    assert conservation.max_energy < 1e-13 and conservation.max_momentum < 1e-13
+    with h5py.File(cut) as f:  # the kept trajectories are those of the kept events
+        assert f["trajectory"].shape == (3, 300, 3, 4)
+        assert (f["trajectory"][-1] == f["momenta"][...]).all()
+    # a checkpoint without the training data's attributes cannot know the cuts
+    state = torch.load(run / "model.pt", weights_only=True)
+    del state["data"]
+    torch.save(state, tmp_path / "old.pt")
+    result = run_cli("sample", str(tmp_path / "old.pt"), "--events", "10", "--out", str(tmp_path / "x.h5"),
+                     "--apply-cuts")
+    assert result.returncode == 1 and "cuts of its target are unknown" in result.stderr
+    assert not (tmp_path / "x.h5").exists()

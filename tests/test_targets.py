@@ -207,3 +207,14 @@ def test_sarge_has_no_closed_form_density():
     assert target.density_normalised is None
     with pytest.raises(NotImplementedError, match="no closed-form density"):
         target.log_density(target.sample(3, seed=1))
+
+
+def test_support_masks():
+    looser = QQG(ycut=1e-4).sample(2000, seed=3)
+    cut = QQG(ycut=1e-3)
+    inside = cut.in_support(looser)
+    assert 0.2 < float(inside.double().mean()) < 0.9
+    assert torch.equal(inside, torch.isfinite(cut.log_density(looser)))
+    y = scaled_pair_invariants(looser)
+    assert torch.equal(inside, (y + torch.eye(3, dtype=y.dtype)).flatten(1).min(dim=1).values > 1e-3)
+    assert bool(MuonDecay().in_support(MuonDecay().sample(10, seed=1)).all())

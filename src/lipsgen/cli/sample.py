@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 from ..io import read_attributes_h5
 from ..sampling import sample_to_file
-from ..training import load_model
+from ..targets import target_from_attributes
+from ..training import CheckpointError, load_model
 from .options import non_negative_int, positive_float, positive_int
 
 
@@ -27,6 +29,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="also store K evenly spaced states of each run, noise end first")
     parser.add_argument("--from-data", type=Path, default=None, help="partial run: start from these events...")
     parser.add_argument("--t", type=positive_float, default=None, help="...noised to this time in (0, 1]")
+    parser.add_argument("--apply-cuts", action="store_true",
+                        help="reject and replace events outside the training target's cuts (qqg: min y_ij > ycut)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     parser.add_argument("--batch-size", type=positive_int, default=10_000, help="events per sampling batch")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -34,12 +38,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, _ = load_model(args.checkpoint, args.device)
+    model, state = load_model(args.checkpoint, args.device)
+    support, extra = None, {"checkpoint": str(args.checkpoint)}
+    if args.apply_cuts:
+        if not state.get("data"):
+            raise CheckpointError(f"{args.checkpoint}: records no training-data attributes, so the cuts of "
+                                  f"its target are unknown; retrain it with this version")
+        target = target_from_attributes(state["data"])
+        support, extra["cuts"] = target.in_support, json.dumps(target.parameters())
     start = time.perf_counter()
     sample_to_file(model, args.events, args.out, steps=args.steps, solver=args.solver, seed=args.seed,
                    trajectory=args.trajectory, from_data=args.from_data, t=args.t, batch_size=args.batch_size,
-                   attributes={"checkpoint": str(args.checkpoint)})
+                   attributes=extra, support=support)
     attrs = read_attributes_h5(args.out)
+    if args.apply_cuts:
+        print(f"{attrs['support_acceptance']:.1%} of sampled events passed the {target.name} cuts "
+              f"{extra['cuts']}", file=sys.stderr)
     print(f"wrote {args.events} events from {model.config.model} to {args.out} in "
           f"{time.perf_counter() - start:.1f} s; conservation: mean |sum E - sqrt_s| / median E = "
           f"{attrs['conservation_energy']:.3g}, mean |sum p| / median E = {attrs['conservation_momentum']:.3g}",

@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["checkpoint_every"] = min(train_config.checkpoint_every, overrides["steps"])
         overrides["warmup_steps"] = min(train_config.warmup_steps, max(1, overrides["steps"] // 10))
     train_config = replace(train_config, seed=args.seed, **overrides)
-    result = train(events, model_config, train_config, args.out, resume=args.resume, device=args.device)
+    result = train(events, model_config, train_config, args.out, resume=args.resume, device=args.device,
+                   data_attributes=attributes)
     print(f"trained {args.model} ({backbone}) on {len(events)} {target} events: {result.steps} steps in "
           f"{result.seconds:.1f} s, final loss {result.final_loss:.4g}; model at {result.model_path}",
           file=sys.stderr)

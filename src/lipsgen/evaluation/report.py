@@ -16,7 +16,7 @@ import torch
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
 from ..io.formats import read_events
-from ..targets import TARGETS
+from ..targets import target_from_attributes
 from ..validation import check_events
 from .conservation import conservation_metric, event_violations
 from .metrics import classifier_auc, feature_matrix, wasserstein_batches
@@ -26,7 +26,6 @@ from .plots import conservation_along_trajectory, conservation_histograms, histo
 __all__ = ["evaluate", "EvaluationInputs"]
 
 _LABELLED = {"muon": ("e-", "nu_mu", "anti-nu_e"), "qqg": ("q", "qbar", "g")}
-_TARGET_PARAMETERS = {"muon": (), "qqg": ("ycut",), "uniform": ("n_particles",), "sarge": ()}
 
 
 @dataclass
@@ -46,8 +45,7 @@ def _density_observable(target: str, attributes: dict[str, Any], events: torch.T
     """The target's own log-density (its matrix element) as an observable, where known in closed form."""
     if target not in ("muon", "qqg"):
         return None
-    params = {k: float(attributes[k]) for k in _TARGET_PARAMETERS[target] if k in attributes}
-    model = TARGETS[target](**params, sqrt_s=float(attributes.get("sqrt_s", 1.0)))
+    model = target_from_attributes(attributes)
     total = events[..., 0].sum(dim=1, keepdim=True)
     scaled = events * (model.sqrt_s / total).unsqueeze(-1)  # baselines: measure on the same scale
     with np.errstate(divide="ignore"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import h5py
@@ -57,15 +58,22 @@ def sample_to_file(
     batch_size: int = 10_000,
     attributes: dict[str, Any] | None = None,
     progress: bool | None = None,
+    support: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Path:
     """Sample ``n_events`` events into an HDF5 file laid out like ``lipsgen data`` output; with
     ``trajectory = K`` also datasets ``trajectory`` (K, events, particles, 4) and
     ``trajectory_times`` (K,), noise end first. ``from_data`` and ``t``: noise the file's first
     events to time t, then denoise (partial run). The conservation metric of the samples is stored
     in the attributes ``conservation_energy``, ``conservation_momentum`` (means, in units of the
-    median energy) and ``conservation_max_energy``, ``conservation_max_momentum`` (in sqrt_s)."""
+    median energy) and ``conservation_max_energy``, ``conservation_max_momentum`` (in sqrt_s).
+
+    ``support`` (e.g. ``target.in_support``) maps events (n, N, 4) to a mask (n,): runs ending
+    outside it are rejected and replaced, as a generator applies its generation cuts; the accepted
+    fraction is stored as the attribute ``support_acceptance``."""
     if (from_data is None) != (t is None):
         raise ValueError("--from-data and --t go together")
+    if support is not None and from_data is not None:
+        raise ValueError("a partial run (--from-data) denoises given events one to one; it cannot reject any")
     config = model.config
     steps = model.process.default_steps if steps is None else steps
     solver = model.process.solvers[0] if solver is None else solver
@@ -91,24 +99,41 @@ def sample_to_file(
         states = times = None
         for key, value in meta.items():
             f.attrs[key] = value
-        done, index = 0, 0
+        done, index, proposed, passed = 0, 0, 0, 0
         with progress_bar(total=n_events, unit="ev", desc=f"sample {config.model}", enable=progress) as bar:
             while done < n_events:
                 size = min(batch_size, n_events - done)
+                if support is not None:  # over-draw by the inverse acceptance seen so far
+                    inverse = proposed / passed if passed else 2.0 ** min(index + 1, 20)
+                    size = min(batch_size, int(1.1 * inverse * (n_events - done)) + 16)
                 gen = derived_generator(seed, "sample", index, device)
                 start = None if data is None else partial_start(model, data[done:done + size], t, gen)
                 result = model.sample(size, generator=gen, steps=steps, solver=solver, n_record=trajectory,
                                       start=start, t_start=1.0 if t is None else t)
-                momenta[done:done + size] = result.events.cpu().numpy()
+                events, path_states = result.events, result.trajectory
+                proposed += size
+                if support is not None:
+                    keep = support(events)
+                    passed += int(keep.sum())
+                    if passed < 1e-3 * proposed and proposed >= 10_000:
+                        raise RuntimeError(f"fewer than 1 in 1000 sampled events pass the target's cuts "
+                                           f"({passed} of {proposed}); the model has not learned them")
+                    accepted = keep.nonzero()[:, 0][: n_events - done]
+                    events = events[accepted]
+                    path_states = None if path_states is None else path_states[:, accepted]
+                kept = len(events)
+                momenta[done:done + kept] = events.cpu().numpy()
                 if trajectory:
                     if states is None:
-                        k = result.trajectory.shape[0]
+                        k = path_states.shape[0]
                         states = f.create_dataset("trajectory", (k, n_events, n_particles, 4), dtype="f8")
                         times = f.create_dataset("trajectory_times", data=result.times.numpy())
-                    states[:, done:done + size] = result.trajectory.cpu().numpy()
-                done += size
+                    states[:, done:done + kept] = path_states.cpu().numpy()
+                done += kept
                 index += 1
-                bar.update(size)
+                bar.update(kept)
+        if support is not None:
+            f.attrs["support_acceptance"] = passed / proposed
         metric = conservation_metric(torch.from_numpy(momenta[...]), config.sqrt_s)
         for key, value in metric.as_dict().items():
             f.attrs[f"conservation_{key}"] = value

@@ -1,5 +1,6 @@
 """Training targets with known truth (DESIGN §4): exact, seeded, streamed in chunks."""
 
+import inspect
 from typing import Any
 
 from .base import DEFAULT_CHUNK_SIZE, Target, random_permutations
@@ -18,7 +19,17 @@ def make_target(name: str, **parameters: Any) -> Target:
     return TARGETS[name](**parameters)
 
 
+def target_from_attributes(attributes: dict[str, Any]) -> Target:
+    """Rebuild the target an event file (or a model's training data) was drawn from, from its
+    recorded attributes (``target`` and the target's parameters)."""
+    name = str(attributes.get("target", "unknown"))
+    if name not in TARGETS:
+        raise ValueError(f"no known target recorded (target {name!r}); choose from {', '.join(TARGETS)}")
+    accepted = inspect.signature(TARGETS[name]).parameters
+    return make_target(name, **{k: v for k, v in attributes.items() if k in accepted and k != "shuffle"})
+
+
 __all__ = [
     "DEFAULT_CHUNK_SIZE", "QQG", "TARGETS", "MuonDecay", "Sarge", "Target", "Uniform", "antenna",
-    "make_target", "random_permutations", "uniform_phase_space",
+    "make_target", "random_permutations", "target_from_attributes", "uniform_phase_space",
 ]

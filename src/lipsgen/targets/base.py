@@ -70,6 +70,11 @@ class Target(ABC):
         """Log-density (n,) on phase space, where known in closed form (see ``density_normalised``)."""
         raise NotImplementedError(f"{self.name}: no closed-form density on phase space")
 
+    def in_support(self, events: Tensor) -> Tensor:
+        """Mask (n,) of events (n, N, 4) inside the target's generation cuts; all of phase space
+        unless a subclass cuts it."""
+        return torch.ones(events.shape[0], dtype=torch.bool, device=events.device)
+
     def parameters(self) -> dict[str, Any]:
         """The target's parameters, as recorded in event-file attributes."""
         return {"n_particles": self.n_particles, "sqrt_s": self.sqrt_s}

@@ -66,6 +66,11 @@ class QQG(Target):
         value = ((1 - u) ** 2 + (1 - v) ** 2) / (u * v) / self.dalitz_normalisation
         return torch.where(inside, value, torch.zeros_like(value))
 
+    def in_support(self, events: Tensor) -> Tensor:
+        """Mask (n,): ``min_ij y_ij > ycut`` for events (n, 3, 4)."""
+        y = scaled_pair_invariants(events, self.sqrt_s)
+        return torch.stack([y[:, 0, 1], y[:, 0, 2], y[:, 1, 2]], dim=1).min(dim=1).values > self.ycut
+
     def log_density(self, events: Tensor) -> Tensor:
         """Normalised log-density on phase space (measure of DESIGN §1); -inf outside the cut."""
         y = scaled_pair_invariants(events, self.sqrt_s)
@@ -83,7 +88,6 @@ class QQG(Target):
                 raise RuntimeError(f"qqg: weight ratio {float(ratio.max())} exceeds its proven bound 1")
             keep = (r[2] < ratio) & (u > self.ycut) & (v > self.ycut) & (1 - u - v > self.ycut)
             events = events_from_invariants(u[keep], v[keep], self.sqrt_s, generator)
-            y = scaled_pair_invariants(events, self.sqrt_s) + torch.eye(3, dtype=dtype, device=device)
-            return events[y.flatten(1).min(dim=1).values > self.ycut]
+            return events[self.in_support(events)]
 
         return fill_by_rejection(n_events, draw_accepted)

@@ -64,9 +64,13 @@ def train(
     device: str | torch.device = "cpu",
     progress: bool | None = None,
     stop_after: int | None = None,
+    data_attributes: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train on events (n, N, 4) (massless, CM frame at ``model_config.sqrt_s``); write
     ``out_dir/checkpoint.pt`` during training and the final EMA model to ``out_dir/model.pt``.
+
+    ``data_attributes`` (the training file's attributes: target, its parameters, seed) are kept in
+    the checkpoint as ``data``, so samples can be cut like the training data.
 
     ``stop_after`` ends this run after that many steps (checkpointed), for jobs cut into slices;
     ``resume=True`` continues from ``out_dir/checkpoint.pt`` to exactly the uninterrupted result.
@@ -110,12 +114,15 @@ def train(
         model.load_extra_state(state.get("extra", {}))
         step = int(state["step"])
 
+    # plain scalars only (as read_events returns them): checkpoints load with weights_only=True
+    data_record = {str(k): v for k, v in (data_attributes or {}).items() if isinstance(v, (str, int, float, bool))}
+
     def snapshot() -> dict[str, Any]:
         return {
             "model_config": model_config.to_dict(), "train_config": train_config.to_dict(),
             "step": step, "seed": seed, "model": model.state_dict(), "net": model.net.state_dict(),
             "ema": ema, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "extra": model.extra_state(),
+            "extra": model.extra_state(), "data": data_record,
             "schedule": {"process": type(model.process).__name__,
                          "default_steps": model.process.default_steps},
         }
