@@ -114,7 +114,8 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     truth, t_attrs = read_events(inputs.truth)
-    check_events(truth, str(inputs.truth), sqrt_s=float(t_attrs.get("sqrt_s", 1.0)), cm_rtol=1e-6, mass_rtol=1e-6)
+    sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
+    check_events(truth, str(inputs.truth), sqrt_s=sqrt_s, cm_rtol=1e-6, mass_rtol=1e-6)
     if max_events is not None:
         truth = truth[: 2 * max_events]
     n_particles = truth.shape[1]
@@ -130,7 +131,7 @@ def evaluate(
         "truth": str(inputs.truth), "target": target, "n_particles": n_particles, "labelled": labelled,
         "n_truth": int(len(truth)), "batches": n_batches,
         "floor_auc": classifier_auc(feature_matrix(ind_obs), ref_features, seed),
-        "truth_conservation": conservation_metric(truth, float(t_attrs.get("sqrt_s", 1.0))).as_dict(),
+        "truth_conservation": conservation_metric(truth, sqrt_s).as_dict(),
         "samples": {},
     }
     plots: list[str] = []
@@ -151,14 +152,13 @@ def evaluate(
             "path": str(path), "n_events": int(len(events)), "model": attributes.get("model"),
             "exact": bool(attributes.get("exact", True)),
             "auc": auc,
-            "conservation": conservation_metric(events, float(t_attrs.get("sqrt_s", 1.0))).as_dict(),
+            "conservation": conservation_metric(events, sqrt_s).as_dict(),
             **_support_metrics(features, _inside_support(observables), auc, ref_features, seed),
             "wasserstein": {o.name: wasserstein_batches(r.values[np.isfinite(r.values)],
                                                          o.values[np.isfinite(o.values)], n_batches)
                             for r, o in zip(ref_obs, observables)},
         }
     if sample_obs:
-        sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
         violations = {name: tuple(v.numpy() for v in event_violations(ev, sqrt_s)) for name, ev in sample_events.items()}
         conservation_histograms(tuple(v.numpy() for v in event_violations(reference, sqrt_s)), violations,
                                 out / "conservation.png")
