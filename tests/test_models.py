@@ -45,7 +45,7 @@ def test_every_model_trains_and_samples(model, data, request, tmp_path):
     assert result.steps == 12 and (tmp_path / "model.pt").exists()
     loaded, _ = load_model(result.model_path)
     steps = loaded.process.default_steps if model == "langevin" else 8
-    out = loaded.sample(50, generator=derived_generator(0, "sample"), steps=steps, n_record=5)
+    out = loaded.sample(50, generator=derived_generator(0, "sample"), steps=steps, trajectory=5)
     assert out.events.shape == (50, events.shape[1], 4) and out.events.dtype == torch.float64
     assert out.trajectory.shape == (5, 50, events.shape[1], 4)
     assert out.times[0] > out.times[-1]  # noise end first
@@ -178,7 +178,7 @@ def test_hutchinson_divergence_is_unbiased_for_the_exact_one():
 def test_langevin_reverse_variants_and_step_check():
     config = ModelConfig(model="langevin", n_particles=3, variance="ratio", drift="regularised", **TINY)
     model = GenerativeModel(config)
-    out = model.sample(30, generator=torch.Generator().manual_seed(0), n_record=3)
+    out = model.sample(30, generator=torch.Generator().manual_seed(0), trajectory=3)
     assert conservation(out.trajectory) <= 1e-12
     with pytest.raises(ValueError, match="fixes 40 steps"):
         model.sample(5, generator=torch.Generator(), steps=10)

@@ -48,9 +48,13 @@ class ModelConfig:
     divergence: str = "exact"
     probes: int = 1
     variance: str = "2g"
+    time_law: str | None = None  # paper or uniform; None: paper for the exact lift, uniform for fixed
+    loss_weight: str | None = None  # paper or sigma2; None: paper for the exact lift, sigma2 for fixed
+    states_per_chain: int = 4  # forward-chain states kept per event and epoch
     # variance-preserving diffusion
     beta_min: float = 0.1
     beta_max: float = 20.0
+    final_denoise: bool = True  # end the VP reverse run with Tweedie's estimate at t = 0
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -61,6 +65,12 @@ class ModelConfig:
             raise ValueError(f"lift must be 'exact' or 'fixed', got {self.lift!r}")
         if not isinstance(self.n_particles, int) or self.n_particles < 2:
             raise ValueError(f"n_particles must be an integer >= 2, got {self.n_particles!r}")
+        # The paper's early-step emphasis pairs with the exact lift, sigma_k^2 with the fixed one
+        # (docs/design.md, "Langevin training"); resolved here so checkpoints record the choice.
+        if self.time_law is None:
+            self.time_law = "paper" if self.lift == "exact" else "uniform"
+        if self.loss_weight is None:
+            self.loss_weight = "paper" if self.lift == "exact" else "sigma2"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,19 +135,16 @@ class GenerativeModel(nn.Module):
     def _make_process(self, name: str, prior: str) -> Process:
         c = self.config
         if name == "langevin":
-            return LangevinDiffusion(c.schedule, c.drift, c.eps, c.divergence, c.probes, c.variance)
+            return LangevinDiffusion(c.schedule, c.drift, c.eps, c.divergence, c.probes, c.variance,
+                                     c.time_law, c.loss_weight, c.states_per_chain)
         if name == "vp":
-            return VPDiffusion(c.beta_min, c.beta_max)
-        return FlowMatching(self.fitted.sample if prior == "fitted" else self.space.prior)
+            return VPDiffusion(c.beta_min, c.beta_max, final_denoise=c.final_denoise)
+        return FlowMatching(self.noise_prior)
 
     def noise_prior(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
-        """The noise end the sampler starts from."""
+        """The noise end (n, N, 3) the sampler starts from: the space's prior, or the fitted Gaussian."""
         if self.fitted is not None:
             return self.fitted.sample(n, generator, device)
-        if isinstance(self.process, LangevinDiffusion):
-            return self.space.prior(n, generator, device)
-        if isinstance(self.process, VPDiffusion):
-            return torch.randn((n, self.config.n_particles, 3), generator=generator, device=device)
         return self.space.prior(n, generator, device)
 
     def fit_data(self, events: Tensor, generator: torch.Generator) -> None:
@@ -161,11 +168,12 @@ class GenerativeModel(nn.Module):
         generator: torch.Generator,
         steps: int | None = None,
         solver: str | None = None,
-        n_record: int = 0,
+        trajectory: int = 0,
         start: Tensor | None = None,
         t_start: float = 1.0,
     ) -> SampleOutput:
-        """Draw events; ``start`` (n, N, 3) replaces the prior draw for partial runs at ``t_start``."""
+        """Draw events; ``trajectory = K`` also records K evenly spaced states of every run;
+        ``start`` (n, N, 3) replaces the prior draw for partial runs at ``t_start``."""
         device = next(self.net.parameters()).device
         steps = self.process.default_steps if steps is None else steps
         solver = self.process.solvers[0] if solver is None else solver
@@ -173,12 +181,12 @@ class GenerativeModel(nn.Module):
         was_training = self.net.training
         self.net.eval()
         try:
-            x, trajectory = self.process.sample(self.net, x, steps=steps, solver=solver, generator=generator,
-                                                t_start=t_start, n_record=n_record)
+            x, recorded = self.process.sample(self.net, x, steps=steps, solver=solver, generator=generator,
+                                              t_start=t_start, trajectory=trajectory)
         finally:
             self.net.train(was_training)
         events = self.space.decode(x)
-        if not n_record:
+        if not trajectory:
             return SampleOutput(events)
-        states = torch.stack([self.space.decode(s) for s in trajectory.states])
-        return SampleOutput(events, states, torch.tensor(trajectory.times, dtype=torch.float64))
+        states = torch.stack([self.space.decode(s) for s in recorded.states])
+        return SampleOutput(events, states, torch.tensor(recorded.times, dtype=torch.float64))

@@ -108,7 +108,7 @@ def sample_to_file(
                     size = min(batch_size, int(1.1 * inverse * (n_events - done)) + 16)
                 gen = derived_generator(seed, "sample", index, device)
                 start = None if data is None else partial_start(model, data[done:done + size], t, gen)
-                result = model.sample(size, generator=gen, steps=steps, solver=solver, n_record=trajectory,
+                result = model.sample(size, generator=gen, steps=steps, solver=solver, trajectory=trajectory,
                                       start=start, t_start=1.0 if t is None else t)
                 events, path_states = result.events, result.trajectory
                 proposed += size

@@ -127,7 +127,8 @@ def train(
                          "default_steps": model.process.default_steps},
         }
 
-    steps_per_epoch = max(1, n_events // batch_size)
+    n_items = n_events * model.process.items_per_event  # training items per epoch
+    steps_per_epoch = max(1, n_items // batch_size)
     cached_epoch, data, order = -1, {}, torch.empty(0, dtype=torch.long)
     start, loss_value = time.perf_counter(), float("nan")
     last = train_config.steps if stop_after is None else min(train_config.steps, step + stop_after)
@@ -139,7 +140,7 @@ def train(
                 gen = derived_generator(seed, "epoch", epoch)
                 encoded = model.space.encode(events, gen).to(device)
                 data = model.process.prepare_epoch(encoded, derived_generator(seed, "forward", epoch, device))
-                order = torch.randperm(n_events, generator=gen).to(device)
+                order = torch.randperm(n_items, generator=gen).to(device)
                 cached_epoch = epoch
             index = order[offset * batch_size:(offset + 1) * batch_size]
             batch = {k: v[index] for k, v in data.items()}

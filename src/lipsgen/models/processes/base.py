@@ -2,48 +2,50 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Process", "Trajectory", "record_indices"]
+from .solver import Step, Trajectory, solve
+
+__all__ = ["Process", "Velocity", "ode_step"]
+
+Velocity = Callable[[Tensor, Tensor], Tensor]
 
 
-@dataclass
-class Trajectory:
-    """States recorded along a reverse run: ``times`` (K,) in [0, 1] (1 = noise end) and ``states``
-    (K tensors of shape (n, N, 3)), noise end first."""
+def ode_step(velocity: Velocity, solver: str) -> Step:
+    """An explicit step of ``dx/dt = velocity(x, t)`` (``t`` (n,) per event): ``euler`` or ``heun``
+    (the trapezoidal corrector on the Euler predictor)."""
 
-    times: list[float] = field(default_factory=list)
-    states: list[Tensor] = field(default_factory=list)
+    def step(x: Tensor, t: float, t_next: float, last: bool) -> Tensor:
+        dt = t_next - t
+        tt = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
+        v = velocity(x, tt)
+        if solver == "euler":
+            return x + dt * v
+        v_next = velocity(x + dt * v, torch.full_like(tt, t_next))
+        return x + 0.5 * dt * (v + v_next)
 
-    def add(self, t: float, x: Tensor) -> None:
-        self.times.append(float(t))
-        self.states.append(x.detach().clone())
-
-
-def record_indices(n_steps: int, n_record: int) -> set[int]:
-    """``n_record`` evenly spaced positions among the ``n_steps + 1`` states of a run (0 = start)."""
-    if n_record <= 0:
-        return set()
-    if n_record == 1:
-        return {n_steps}
-    return {round(i * n_steps / (n_record - 1)) for i in range(n_record)}
+    return step
 
 
 class Process:
-    """A forward (noising) process with its training loss and its reverse sampler.
+    """A forward (noising) process with its training loss and its reverse step.
 
     States are (n, N, 3) float32 tensors in the model's space; the network ``net(x, t)`` with
-    ``t`` (n,) in [0, 1] returns a (n, N, 3) field whose meaning the process defines.
+    ``t`` (n,) in [0, 1] returns a (n, N, 3) field whose meaning the process defines. Time runs
+    from the noise end ``t = 1`` to the data end ``t = 0``.
     """
 
     default_steps: int = 100
     solvers: tuple[str, ...] = ("euler",)
+    # training items that prepare_epoch makes from each event (an epoch is one pass over them)
+    items_per_event: int = 1
 
     def prepare_epoch(self, x0: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
-        """Per-epoch training tensors from the encoded data x0 (n, N, 3); default: x0 itself."""
+        """Per-epoch training tensors from the encoded data x0 (n, N, 3); default: x0 itself.
+        Every tensor has ``items_per_event * n`` rows."""
         return {"x0": x0}
 
     def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator) -> Tensor:
@@ -53,6 +55,15 @@ class Process:
         """Forward-noise data x0 to time ``t`` in (0, 1] (for partial runs)."""
         raise NotImplementedError
 
+    def time_grid(self, steps: int, t_start: float) -> list[float]:
+        """The decreasing times the reverse run visits, from ``t_start`` to the data end."""
+        return torch.linspace(t_start, 0.0, steps + 1, dtype=torch.float64).tolist()
+
+    def step(self, net: nn.Module, solver: str, generator: torch.Generator) -> Step:
+        """The reverse step of this process with network ``net`` and ``solver``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
     def sample(
         self,
         net: nn.Module,
@@ -62,10 +73,14 @@ class Process:
         solver: str,
         generator: torch.Generator,
         t_start: float = 1.0,
-        n_record: int = 0,
+        trajectory: int = 0,
     ) -> tuple[Tensor, Trajectory]:
-        """Run the reverse process from state ``x`` at ``t_start`` to the data end."""
-        raise NotImplementedError
+        """Run the reverse process from state ``x`` at ``t_start`` to the data end, recording
+        ``trajectory`` evenly spaced states."""
+        self.check_solver(solver)
+        if steps < 1:
+            raise ValueError(f"steps must be positive, got {steps}")
+        return solve(self.step(net, solver, generator), x, self.time_grid(steps, t_start), trajectory)
 
     def check_solver(self, solver: str) -> None:
         if solver not in self.solvers:

@@ -1,15 +1,23 @@
-"""The paper's q-space Langevin diffusion with implicit score matching (DESIGN §5.1).
+"""The paper's q-space Langevin diffusion with implicit score matching (docs/design.md, Models).
 
 Forward: ``Q_{k+1} = Q_k + g_k s_ref(Q_k) + sqrt(2 g_k) Z`` for k = 0..K-1, whose stationary law
 is the RAMBO prior (s_ref its score, or the eps-regularised drift), so the noise end is uniform
-phase space. No closed-form kernel: each epoch simulates the chains of all training events once
-and keeps one state per event at a random step (a cache of forward trajectories).
+phase space. No closed-form kernel: the chains of all training events are simulated once per
+epoch and ``states_per_chain`` states are kept per chain, at steps drawn independently from the
+time law (a cache of forward trajectories; an epoch is one pass over all kept states).
 
 The model's score is ``s_theta = s_ref + r_theta`` (the network r_theta starts at zero, so an
 untrained model samples the prior). Loss: implicit score matching
 ``w_k (|s_theta|^2 / 2 + div s_theta)``, written without its theta-independent part as
-``w_k (|r|^2 / 2 + s_ref·r + div r)``, ``w_k = sigma_k^2 = 2 sum_{j<k} g_j``; the divergence is
-exact (3N backward passes) or Hutchinson's estimate with Rademacher probes.
+``w_k (|r|^2 / 2 + s_ref·r + div r)``; the divergence is exact (3N backward passes) or
+Hutchinson's estimate with Rademacher probes.
+
+Time law and loss weight (docs/design.md, "Langevin training"): ``paper`` draws k in 1..K with
+P(k) ∝ (1 - k/K + 0.01)^2 and weighs by (1 - k/K + 0.01), putting the loss on the low-noise steps
+(the paper's muon code, right for the exact lift, where the residual score stays O(1));
+``uniform`` with ``sigma2`` (w_k = sigma_k^2 = 2 sum_{j<k} g_j) suits the fixed lift, whose data lie
+on a slice and whose score grows like 1/sigma_k near k = 0.
+
 Reverse: ``Q_{k-1} = Q_k - g s_ref + 2 g s_theta + sqrt(v) Z`` with ``v = 2g`` or
 ``2 g sigma_{k-1}^2 / sigma_k^2``, noiseless last step. The chain runs in float64 (the singular
 schedule's first steps, g ~ 5e-8, vanish in float32 rounding); the network sees float32.
@@ -20,9 +28,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import Process, Trajectory, record_indices
+from ...coordinates.qspace import prior_score, regularised_drift
+from .base import Process
+from .solver import Step
 
-__all__ = ["LangevinDiffusion", "langevin_schedule"]
+__all__ = ["LangevinDiffusion", "langevin_schedule", "TIME_LAWS", "LOSS_WEIGHTS"]
+
+TIME_LAWS = ("paper", "uniform")
+LOSS_WEIGHTS = ("paper", "sigma2")
+_PAPER_OFFSET = 0.01
 
 
 def langevin_schedule(name: str) -> Tensor:
@@ -43,27 +57,42 @@ class LangevinDiffusion(Process):
     solvers = ("langevin",)
 
     def __init__(self, schedule: str = "smooth", drift: str = "score", eps: float = 0.2,
-                 divergence: str = "exact", probes: int = 1, variance: str = "2g") -> None:
-        if drift not in ("score", "regularised"):
-            raise ValueError(f"drift must be 'score' or 'regularised', got {drift!r}")
-        if divergence not in ("exact", "hutchinson"):
-            raise ValueError(f"divergence must be 'exact' or 'hutchinson', got {divergence!r}")
-        if variance not in ("2g", "ratio"):
-            raise ValueError(f"variance must be '2g' or 'ratio', got {variance!r}")
+                 divergence: str = "exact", probes: int = 1, variance: str = "2g",
+                 time_law: str = "paper", loss_weight: str = "paper", states_per_chain: int = 1) -> None:
+        for name, value, allowed in (("drift", drift, ("score", "regularised")),
+                                     ("divergence", divergence, ("exact", "hutchinson")),
+                                     ("variance", variance, ("2g", "ratio")),
+                                     ("time_law", time_law, TIME_LAWS), ("loss_weight", loss_weight, LOSS_WEIGHTS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        if not isinstance(states_per_chain, int) or states_per_chain < 1:
+            raise ValueError(f"states_per_chain must be a positive integer, got {states_per_chain!r}")
         self.g = langevin_schedule(schedule)
         self.n_steps = len(self.g)
         self.default_steps = self.n_steps
         # sigma2[k] = 2 sum_{j<k} g_j for k = 0..K
         self.sigma2 = torch.cat([torch.zeros(1, dtype=torch.float64), 2 * torch.cumsum(self.g, 0)])
         self.drift, self.eps, self.divergence, self.probes, self.variance = drift, eps, divergence, probes, variance
+        self.time_law, self.loss_weight = time_law, loss_weight
+        self.items_per_event = states_per_chain
 
     def reference(self, q: Tensor) -> Tensor:
-        """s_ref(q): the prior score ``-(1 + 1/|q|) q̂`` or ``-q̂ - q/(|q|^2 + eps^2)``."""
-        r2 = (q * q).sum(dim=-1, keepdim=True)
-        r = torch.sqrt(r2).clamp(min=1e-30)
-        if self.drift == "score":
-            return -(1 + 1 / r) * q / r
-        return -q / r - q / (r2 + self.eps**2)
+        """s_ref(q): the prior score or the eps-regularised drift (:mod:`lipsgen.coordinates.qspace`)."""
+        return prior_score(q) if self.drift == "score" else regularised_drift(q, self.eps)
+
+    def step_probabilities(self) -> Tensor:
+        """P(k) for k = 1..K, shape (K,) float64: the time law of training."""
+        k = torch.arange(1, self.n_steps + 1, dtype=torch.float64)
+        if self.time_law == "uniform":
+            return torch.full_like(k, 1 / self.n_steps)
+        law = (1 - k / self.n_steps + _PAPER_OFFSET) ** 2
+        return law / law.sum()
+
+    def step_weights(self, k: Tensor) -> Tensor:
+        """Loss weight w_k of the steps k (any shape, integers in 1..K), float64 on k's device."""
+        if self.loss_weight == "sigma2":
+            return self.sigma2.to(k.device)[k]
+        return 1 - k.to(torch.float64) / self.n_steps + _PAPER_OFFSET
 
     def _forward_step(self, x: Tensor, j: int, generator: torch.Generator) -> Tensor:
         g = float(self.g[j])
@@ -71,15 +100,23 @@ class LangevinDiffusion(Process):
         return x + g * self.reference(x) + (2 * g) ** 0.5 * z
 
     def prepare_epoch(self, x0: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
-        """Simulate every event's chain once; keep its state at a uniformly drawn step k in 1..K."""
+        """Simulate every event's chain once; keep ``states_per_chain`` states per chain, at steps
+        drawn independently from the time law. Returns ``x`` (S n, N, 3) float32 and ``k`` (S n,)."""
+        n = x0.shape[0]
+        probabilities = self.step_probabilities().to(x0.device)
+        k = torch.multinomial(probabilities, n * self.items_per_event, replacement=True, generator=generator) + 1
+        chain = torch.arange(n * self.items_per_event, device=x0.device) % n
+        # item indices ordered by the step they are taken at, and where each step's block begins
+        order = torch.argsort(k, stable=True)
+        bounds = torch.cumsum(torch.bincount(k, minlength=self.n_steps + 1), 0).tolist()
+        kept = torch.empty((len(k), *x0.shape[1:]), dtype=torch.float32, device=x0.device)
         x = x0.to(torch.float64)
-        k = torch.randint(1, self.n_steps + 1, (x.shape[0],), generator=generator, device=x.device)
-        kept = torch.empty_like(x)
         for j in range(self.n_steps):
             x = self._forward_step(x, j, generator)
-            here = k == j + 1
-            kept[here] = x[here]
-        return {"x": kept.float(), "k": k}
+            items = order[bounds[j]:bounds[j + 1]]
+            if len(items):
+                kept[items] = x[chain[items]].float()
+        return {"x": kept, "k": k}
 
     def noise(self, x0: Tensor, t: float, generator: torch.Generator) -> Tensor:
         x = x0.to(torch.float64)
@@ -92,42 +129,37 @@ class LangevinDiffusion(Process):
         k = batch["k"]
         residual = net(x, k.float() / self.n_steps)
         flat = residual.flatten(1)
+        div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         if self.divergence == "exact":
-            div = torch.zeros(x.shape[0], device=x.device)
             for i in range(flat.shape[1]):
                 (grad,) = torch.autograd.grad(flat[:, i].sum(), x, create_graph=True)
                 div = div + grad.flatten(1)[:, i]
         else:
-            div = torch.zeros(x.shape[0], device=x.device)
             for _ in range(self.probes):
-                v = torch.randint(0, 2, x.shape, generator=generator, device=x.device).float() * 2 - 1
+                v = torch.randint(0, 2, x.shape, generator=generator, device=x.device).to(x.dtype) * 2 - 1
                 (grad,) = torch.autograd.grad((residual * v).sum(), x, create_graph=True)
                 div = div + (grad * v).flatten(1).sum(dim=1) / self.probes
         reference = self.reference(x.detach())
         per_event = 0.5 * flat.square().sum(1) + (reference.flatten(1) * flat).sum(1) + div
-        weight = self.sigma2[k].to(per_event)
-        return (weight * per_event).mean()
+        return (self.step_weights(k).to(per_event) * per_event).mean()
 
-    @torch.no_grad()
-    def sample(self, net, x, *, steps, solver, generator, t_start=1.0, n_record=0):
-        self.check_solver(solver)
+    def time_grid(self, steps: int, t_start: float) -> list[float]:
         if steps != self.n_steps:
-            raise ValueError(f"this Langevin model's schedule fixes {self.n_steps} steps; got --steps {steps}")
+            raise ValueError(f"this Langevin model's schedule fixes {self.n_steps} steps; got {steps}")
         k_start = round(t_start * self.n_steps)
-        x = x.to(torch.float64)
-        trajectory = Trajectory()
-        keep = record_indices(k_start, n_record)
-        if 0 in keep:
-            trajectory.add(k_start / self.n_steps, x)
-        for position, k in enumerate(range(k_start, 0, -1), start=1):
+        return [k / self.n_steps for k in range(k_start, -1, -1)]
+
+    def step(self, net: nn.Module, solver: str, generator: torch.Generator) -> Step:
+        def step(x: Tensor, t: float, t_next: float, last: bool) -> Tensor:
+            k = round(t * self.n_steps)
             g = float(self.g[k - 1])
-            t = torch.full((x.shape[0],), k / self.n_steps, device=x.device)
-            reference = self.reference(x)
-            residual = net(x.float(), t).to(torch.float64)
-            x = x + g * reference + 2 * g * residual  # = x - g s_ref + 2 g (s_ref + r)
-            if k > 1:
+            x = x.to(torch.float64)
+            tt = torch.full((x.shape[0],), t, device=x.device)
+            residual = net(x.float(), tt).to(torch.float64)
+            x = x + g * self.reference(x) + 2 * g * residual  # = x - g s_ref + 2 g (s_ref + r)
+            if not last:
                 v = 2 * g if self.variance == "2g" else 2 * g * float(self.sigma2[k - 1] / self.sigma2[k])
                 x = x + v**0.5 * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            if position in keep:
-                trajectory.add((k - 1) / self.n_steps, x)
-        return x, trajectory
+            return x
+
+        return step
