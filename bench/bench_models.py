@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
-from common import machine  # noqa: E402
 
+from common import machine  # noqa: E402
 from lipsgen.models import MODEL_KINDS, GenerativeModel, ModelConfig  # noqa: E402
 from lipsgen.targets import MuonDecay, Sarge  # noqa: E402
 from lipsgen.training import derived_generator, resolve_preset  # noqa: E402
@@ -35,9 +35,9 @@ def time_training(model: GenerativeModel, events: torch.Tensor, batch_size: int,
     data = model.process.prepare_epoch(model.space.encode(events, gen), gen)
     prepare = time.perf_counter() - start
     per_step = []
-    for r in range(repeats):
+    for _ in range(repeats):
         start = time.perf_counter()
-        for s in range(steps):
+        for _ in range(steps):
             index = torch.randint(0, len(events), (batch_size,), generator=gen)
             loss = model.process.loss(model.net, {k: v[index] for k, v in data.items()}, gen)
             optimizer.zero_grad()

@@ -12,7 +12,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import interleaved_medians, machine  # noqa: E402
-
 from lipsgen.targets import QQG, MuonDecay, Sarge  # noqa: E402
 
 

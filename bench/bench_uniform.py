@@ -12,9 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import interleaved_medians, machine  # noqa: E402
-
 import lipsgen  # noqa: E402
+from common import interleaved_medians, machine  # noqa: E402
 
 
 def main() -> None:
@@ -35,8 +34,8 @@ def main() -> None:
         n = args.events
         medians = interleaved_medians(
             {
-                "lipsgen": lambda: lipsgen.uniform_phase_space(n, n_particles, seed=1),
-                "energyflow": lambda: gen_massless_phase_space(n, n_particles, seed=1),
+                "lipsgen": lambda n=n, k=n_particles: lipsgen.uniform_phase_space(n, k, seed=1),
+                "energyflow": lambda n=n, k=n_particles: gen_massless_phase_space(n, k, seed=1),
             },
             args.repeats,
         )

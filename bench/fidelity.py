@@ -60,12 +60,14 @@ def main() -> None:
             write_results(args.results, args)
             continue
         run(lipsgen + ["data", *data_args, "--events", str(n_train), "--out", str(train_file), "--seed", "1"], log)
-        run(lipsgen + ["data", *data_args, "--events", str(2 * n_samples), "--out", str(truth_file), "--seed", "2"], log)
+        run(lipsgen + ["data", *data_args, "--events", str(2 * n_samples), "--out", str(truth_file),
+                       "--seed", "2"], log)
         samples, timing = [], {}
         for model in args.models:
             run_dir = work / model
             t_train = run(lipsgen + ["train", "--data", str(train_file), "--model", model, "--out", str(run_dir),
-                                     "--seed", "0"] + (["--resume"] if (run_dir / "checkpoint.pt").exists() else []), log)
+                                     "--seed", "0"] + (["--resume"] if (run_dir / "checkpoint.pt").exists() else []),
+                          log)
             out = work / f"{model}.h5"
             t_sample = run(lipsgen + ["sample", str(run_dir / "model.pt"), "--events", str(n_samples),
                                       "--out", str(out), "--seed", "3"], log)

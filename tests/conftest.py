@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 from scipy import stats
+
+from lipsgen.cli.main import main
 
 # A seeded sample either passes or fails the same way every run; 1e-3 keeps a correct sampler
 # far from the threshold for almost every seed, and the power checks below show 1% errors fail.
@@ -27,3 +32,22 @@ def assert_matches_cdf(sample: np.ndarray | torch.Tensor, cdf: Callable, *, scal
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(20260402)
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str) -> CliResult:
+    """Run ``lipsgen ARGS`` in this process (argparse exits become return codes); an exception the
+    command line does not turn into a message propagates, so a traceback fails the test."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return CliResult(code, out.getvalue(), err.getvalue())

@@ -1,6 +1,4 @@
 import os
-import subprocess
-import sys
 
 import h5py
 import numpy as np
@@ -8,12 +6,9 @@ import pytest
 import torch
 
 import lipsgen
+from conftest import run_cli
 from lipsgen.cli.main import main
 from lipsgen.io import EventFileError, read_events_h5, write_events_h5
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lipsgen", *args], capture_output=True, text=True)
 
 
 def test_data_uniform_writes_events_and_attributes(tmp_path):
@@ -66,12 +61,28 @@ def test_bad_options_are_refused(tmp_path, args, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["data", "uniform", "--events", "5"], "target uniform needs --particles"),
-        (["data", "uniform", "--particles", "3", "--events", "5", "--ycut", "0.1"],
-         "--ycut does not apply to target uniform"),
-        (["data", "muon", "--particles", "3", "--events", "5"], "--particles does not apply to target muon"),
-        (["data", "qqg", "--xi-max", "3", "--events", "5"], "--xi-max does not apply to target qqg"),
-        (["data", "sarge", "--ycut", "0.01", "--events", "5"], "--ycut does not apply to target sarge"),
+        (["data", "uniform", "--events", "5"], "the following arguments are required: --particles"),
+        (["data", "uniform", "--particles", "3", "--events", "5", "--ycut", "0.1"], "unrecognized arguments: --ycut"),
+        (["data", "muon", "--particles", "3", "--events", "5"], "unrecognized arguments: --particles"),
+        (["data", "qqg", "--xi-max", "3", "--events", "5"], "unrecognized arguments: --xi-max"),
+        (["data", "sarge", "--ycut", "0.01", "--events", "5"], "unrecognized arguments: --ycut"),
+    ],
+)
+def test_options_of_other_targets_are_not_offered(tmp_path, args, message):
+    result = run_cli(*args, "--out", str(tmp_path / "x.h5"))
+    assert result.returncode == 2 and message in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_data_help_lists_only_the_targets_own_options():
+    result = run_cli("data", "qqg", "--help")
+    assert result.returncode == 0 and "--ycut" in result.stdout and "(default 0.001)" in result.stdout
+    assert "--xi-max" not in result.stdout and "--particles" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
         (["data", "qqg", "--ycut", "0.5", "--events", "5"], "ycut must be a number in (0, 1/3)"),
         (["data", "sarge", "--xi-max", "1", "--events", "5"], "xi_max must be a finite number > 1"),
     ],

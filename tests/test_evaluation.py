@@ -8,8 +8,15 @@ import torch
 import lipsgen
 from lipsgen.cli.main import main
 from lipsgen.evaluation import (
-    EvaluationInputs, c_parameter, classifier_auc, eec_pairs, evaluate, event_observables, feature_matrix,
-    thrust, wasserstein_batches,
+    EvaluationInputs,
+    c_parameter,
+    classifier_auc,
+    eec_pairs,
+    evaluate,
+    event_observables,
+    feature_matrix,
+    thrust,
+    wasserstein_batches,
 )
 from lipsgen.io import EventFileError, write_events
 from lipsgen.targets import QQG, MuonDecay, Sarge
@@ -80,7 +87,8 @@ def test_evaluate_writes_metrics_plots_and_report(tmp_path, muon_pair):
     write_events(good, b[:4000], {"target": "muon", "sqrt_s": 1.0, "model": "truth-copy"})
     # A stand-in for an ambient baseline: momenta smeared by 1%, energies reset to |p|.
     smeared = b[4000:8000].clone()
-    smeared[..., 1:] *= 1 + 0.01 * torch.randn(4000, 3, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    noise = torch.randn(4000, 3, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    smeared[..., 1:] *= 1 + 0.01 * noise
     smeared = lipsgen.three_to_four(smeared[..., 1:])
     bad = tmp_path / "smeared.npz"
     write_events(bad, smeared, {"target": "muon", "sqrt_s": 1.0, "model": "pfm", "exact": False})

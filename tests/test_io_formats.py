@@ -1,5 +1,3 @@
-import subprocess
-import sys
 
 import awkward as ak
 import numpy as np
@@ -8,10 +6,16 @@ import pytest
 import torch
 import vector
 
-import lipsgen
+from conftest import run_cli
 from lipsgen.cli.main import main
 from lipsgen.io import (
-    EventFileError, from_vector, load_events, read_events, to_vector, write_events, write_events_lhe,
+    EventFileError,
+    from_vector,
+    load_events,
+    read_events,
+    to_vector,
+    write_events,
+    write_events_lhe,
 )
 from lipsgen.kinematics import boost
 from lipsgen.targets import QQG, MuonDecay, Sarge
@@ -145,7 +149,6 @@ def test_convert_cli(tmp_path, events):
     converted, attributes = read_events(out)
     torch.testing.assert_close(converted, events, rtol=1e-9, atol=1e-12)
     assert attributes["pdg_ids"] == [1, -1, 21] and attributes["boosted_to_cm"] == 1
-    result = subprocess.run([sys.executable, "-m", "lipsgen", "convert", str(tmp_path / "none.h5"),
-                             str(tmp_path / "x.npz")], capture_output=True, text=True)
+    result = run_cli("convert", str(tmp_path / "none.h5"), str(tmp_path / "x.npz"))
     assert result.returncode == 1 and "no such event file" in result.stderr
     assert main(["convert", str(out), str(out)]) == 1

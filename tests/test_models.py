@@ -1,5 +1,3 @@
-import subprocess
-import sys
 from dataclasses import replace
 
 import h5py
@@ -7,13 +5,14 @@ import pytest
 import torch
 
 import lipsgen
+from conftest import run_cli
 from lipsgen.cli.main import main
 from lipsgen.io import read_events, write_events
 from lipsgen.models import MODEL_KINDS, GenerativeModel, ModelConfig, TransformerBackbone
 from lipsgen.models.networks import pair_log_angles
 from lipsgen.models.processes import LangevinDiffusion
-from lipsgen.training import CheckpointError, TrainConfig, derived_generator, load_model, resolve_preset, train
 from lipsgen.targets import QQG, MuonDecay
+from lipsgen.training import CheckpointError, TrainConfig, derived_generator, load_model, resolve_preset, train
 
 TINY = dict(width=32, depth=2, heads=2, time_dim=16, schedule="linear:0.002:0.01:40")
 QUICK = TrainConfig(steps=12, batch_size=64, warmup_steps=2, checkpoint_every=6, seed=3)
@@ -186,10 +185,6 @@ def test_langevin_reverse_variants_and_step_check():
         model.sample(5, generator=torch.Generator(), solver="heun")
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "lipsgen", *args], capture_output=True, text=True)
-
-
 def test_cli_train_sample_trajectory_and_partial(tmp_path, muon):
     data = tmp_path / "muon.h5"
     write_events(data, muon, {"target": "muon", "sqrt_s": 1.0})
@@ -238,7 +233,7 @@ def test_cli_bad_input(tmp_path, muon):
     assert not (tmp_path / "x.h5").exists()
     result = run_cli("sample", str(run / "model.pt"), "--events", "10", "--out", str(tmp_path / "x.h5"),
                      "--from-data", str(data))
-    assert result.returncode == 1 and "go together" in result.stderr
+    assert result.returncode == 1 and "needs both from_data and t" in result.stderr
     result = run_cli("sample", str(tmp_path / "none.pt"), "--events", "10", "--out", str(tmp_path / "x.h5"))
     assert result.returncode == 1 and "no such checkpoint" in result.stderr
 

@@ -1,6 +1,6 @@
 """Four-vector algebra for massless events.
 
-Conventions (DESIGN §1): events are tensors (n_events, n_particles, 4) ordered (E, px, py, pz),
+Conventions (docs/design.md, Conventions): events are tensors (n_events, n_particles, 4) ordered (E, px, py, pz),
 metric (+,-,-,-), energies in units where the total energy is ``sqrt_s``. Every function here is
 batched, differentiable and device/dtype-agnostic.
 """

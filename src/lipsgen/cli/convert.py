@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..io import load_events, write_events
 from .options import positive_float
 
 
@@ -31,6 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io import load_events, write_events
     if args.input.resolve() == args.output.resolve():
         raise ValueError(f"{args.output}: output would overwrite the input")
     events, attributes = load_events(args.input, sqrt_s=args.sqrt_s, to_cm=args.to_cm,

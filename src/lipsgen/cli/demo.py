@@ -11,12 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-from ..evaluation import EvaluationInputs, evaluate
-from ..io.hdf5 import write_events_h5
-from ..models.model import ModelConfig
-from ..sampling import sample_to_file
-from ..targets import MuonDecay
-from ..training import load_model, resolve_preset, train
 from .options import non_negative_int, positive_int
 
 
@@ -40,6 +34,12 @@ def _say(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluation import EvaluationInputs, evaluate
+    from ..io.hdf5 import write_events_h5
+    from ..models.model import ModelConfig
+    from ..sampling import sample_to_file
+    from ..targets import MuonDecay
+    from ..training import load_model, resolve_preset, train
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

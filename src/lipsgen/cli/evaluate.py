@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..evaluation import EvaluationInputs, evaluate
 from .options import non_negative_int, positive_int
 
 
@@ -29,6 +28,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluation import EvaluationInputs, evaluate
     if not args.samples and args.trajectory is None:
         raise ValueError("give at least one --samples FILE or a --trajectory FILE")
     metrics = evaluate(EvaluationInputs(args.truth, list(args.samples), args.trajectory), args.out,

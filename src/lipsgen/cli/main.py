@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
+from ..errors import LipsgenError
 from . import convert, data, demo, evaluate, sample, train
 
 __all__ = ["main", "build_parser"]
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError,
+    except (LipsgenError, ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError,
             FloatingPointError) as err:
         print(f"lipsgen {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -8,10 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from ..io import read_attributes_h5
-from ..sampling import sample_to_file
-from ..targets import target_from_attributes
-from ..training import CheckpointError, load_model
 from .options import non_negative_int, positive_float, positive_int
 
 
@@ -38,6 +34,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io import read_attributes_h5
+    from ..sampling import sample_to_file
+    from ..targets import target_from_attributes
+    from ..training import CheckpointError, load_model
     model, state = load_model(args.checkpoint, args.device)
     support, extra = None, {"checkpoint": str(args.checkpoint)}
     if args.apply_cuts:

@@ -7,10 +7,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ..io.formats import load_events
-from ..models.model import MODEL_KINDS, ModelConfig
-from ..training import PRESETS, resolve_preset, train
-from ..training.trainer import CHECKPOINT
+from ..catalogue import MODEL_HELP, MODEL_KINDS, PRESET_HELP, PRESETS, Backbone
 from .options import non_negative_int, positive_float, positive_int
 
 
@@ -21,10 +18,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "to OUT/model.pt, the resumable training state to OUT/checkpoint.pt.",
     )
     parser.add_argument("--data", type=Path, required=True, help="training events (.h5, .npz, .lhe)")
-    parser.add_argument("--model", choices=list(MODEL_KINDS), required=True, help="model kind")
+    parser.add_argument("--model", choices=list(MODEL_KINDS), required=True, metavar="MODEL",
+                        help="model: " + "; ".join(f"{k}: {v}" for k, v in MODEL_HELP.items()))
     parser.add_argument("--backbone", choices=["mlp", "transformer"], default=None,
                         help="network (default: mlp for labelled targets, transformer otherwise)")
-    parser.add_argument("--preset", choices=list(PRESETS), default="cpu", help="settings preset (default cpu)")
+    parser.add_argument("--preset", choices=list(PRESETS), default="cpu", metavar="PRESET",
+                        help="settings preset: " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items())
+                        + " (steps, batch and network per model: lipsgen.training.resolve_preset)")
     parser.add_argument("--max-steps", type=positive_int, default=None, help="cap on optimiser steps")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="override the preset's batch size")
     parser.add_argument("--lr", type=positive_float, default=None, help="override the preset's learning rate")
@@ -39,12 +39,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io.formats import load_events
+    from ..models.model import ModelConfig
+    from ..targets.facts import facts_from_attributes
+    from ..training import resolve_preset, train
+    from ..training.trainer import CHECKPOINT
     if (args.out / CHECKPOINT).exists() and not args.resume:
         raise FileExistsError(f"{args.out} already holds a training run; pass --resume or choose another --out")
     events, attributes = load_events(args.data)
     target = str(attributes.get("target", "unknown"))
-    labelled = target in ("muon", "qqg") and not attributes.get("permuted", False)
-    backbone = args.backbone or ("mlp" if labelled else "transformer")
+    labelled = facts_from_attributes(attributes, int(events.shape[1])).labelled
+    backbone: Backbone = args.backbone or ("mlp" if labelled else "transformer")
     model_config = ModelConfig(model=args.model, n_particles=int(events.shape[1]), target=target,
                                sqrt_s=float(attributes["sqrt_s"]), backbone=backbone, lift=args.lift)
     model_config, train_config = resolve_preset(args.preset, model_config)

@@ -1,4 +1,4 @@
-"""The RAMBO prior on q-space (DESIGN §2).
+"""The RAMBO prior on q-space (docs/design.md, RAMBO map).
 
 q-space holds N independent massless 3-vectors ``q_i`` (E_i = |q_i|): isotropic directions and
 ``|q_i| ~ Gamma(2, 1)``. Per particle the density on R^3 is ``exp(-|q|) / (4 pi |q|)``. Pushed
@@ -96,21 +96,28 @@ def prior_log_prob(q: Tensor) -> Tensor:
     return (-r - torch.log(4 * math.pi * r)).sum(dim=-1)
 
 
-def prior_score(q: Tensor) -> Tensor:
-    """Score ``grad_q log prior = -(1 + 1/|q|) q/|q|``, shape (n_events, n_particles, 3)."""
-    check_threevectors(q)
-    r = check_nonzero_vectors(q, _PRIOR_SINGULAR).unsqueeze(-1)
+def prior_score(q: Tensor, *, check: bool = True) -> Tensor:
+    """Score ``grad_q log prior = -(1 + 1/|q|) q/|q|``, shape (n_events, n_particles, 3).
+
+    ``check=False`` skips the input checks (finite, no zero vector): for inner loops over states
+    lipsgen made itself, where each check would cost a pass and, on a GPU, a synchronisation."""
+    if check:
+        check_threevectors(q)
+        r = check_nonzero_vectors(q, _PRIOR_SINGULAR).unsqueeze(-1)
+    else:
+        r = torch.linalg.vector_norm(q, dim=-1, keepdim=True)
     return -(1 + 1 / r) * q / r
 
 
-def regularised_drift(q: Tensor, eps: float = 0.2) -> Tensor:
+def regularised_drift(q: Tensor, eps: float = 0.2, *, check: bool = True) -> Tensor:
     """Bounded stand-in for the score near ``q = 0``: ``-q/|q| - q / (|q|^2 + eps^2)``.
 
     The exact score has a ``1/|q|`` pole that makes Euler steps of Langevin dynamics unstable for
     soft particles; the paper's singular-target runs use this drift with ``eps = 0.2``.
-    At ``q = 0`` the unit vector is taken as 0 (the drift is then 0).
+    At ``q = 0`` the unit vector is taken as 0 (the drift is then 0). ``check`` as in :func:`prior_score`.
     """
-    check_threevectors(q)
+    if check:
+        check_threevectors(q)
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps!r}")
     r2 = (q * q).sum(dim=-1, keepdim=True)

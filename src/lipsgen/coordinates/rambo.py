@@ -1,4 +1,4 @@
-"""The RAMBO map from q-space onto massless phase space, its fibre and its inverse (DESIGN §2).
+"""The RAMBO map from q-space onto massless phase space, its fibre and its inverse (docs/design.md, RAMBO map).
 
 ``q`` (n, N, 3) holds massless 3-vectors (``q0 = |q|``). With ``Q = sum_i q_i`` (four-vector),
 ``M = sqrt(Q^2)``, ``b = -Q_vec / M``, ``gamma = Q0 / M``, ``x = sqrt_s / M`` the map boosts every
@@ -13,11 +13,12 @@ which is a near-identity, well-conditioned step that restores conservation to ro
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from ..catalogue import Lift
 from ..kinematics import boost
 from ..random import make_generator
 from ..validation import check_events, check_positive, check_threevectors
@@ -148,7 +149,8 @@ def rambo_map_components(
         p_ill, b_ill, x_ill = _stable_map(r[idx], q, sqrt_s, idx)
         # Map the (nearly CM, nearly sqrt_s) output once more: b ~ 0 and x ~ 1, well conditioned.
         vec = p_ill[..., 1:]
-        p_ill = _polish(torch.linalg.vector_norm(vec, dim=-1), *vec.unbind(-1), sqrt_s, idx)
+        vx, vy, vz = vec.unbind(-1)
+        p_ill = _polish(torch.linalg.vector_norm(vec, dim=-1), vx, vy, vz, sqrt_s, idx)
         p, b, x = p.index_copy(0, idx, p_ill), b.index_copy(0, idx, b_ill), x.index_copy(0, idx, x_ill)
     return RamboResult(p, b, x)
 
@@ -162,7 +164,8 @@ def rambo_map(q: Tensor, sqrt_s: float = 1.0) -> RamboResult:
     """
     check_threevectors(q)
     check_positive(sqrt_s, "sqrt_s")
-    return rambo_map_components(torch.linalg.vector_norm(q, dim=-1), *q.unbind(-1), sqrt_s)
+    qx, qy, qz = q.unbind(-1)
+    return rambo_map_components(torch.linalg.vector_norm(q, dim=-1), qx, qy, qz, sqrt_s)
 
 
 def inverse_rambo_map(p: Tensor, b: Tensor, x: Tensor) -> Tensor:
@@ -234,7 +237,7 @@ def fixed_embedding_x(n_particles: int, sqrt_s: float = 1.0) -> float:
 
 def lift_to_qspace(
     events: Tensor,
-    mode: Literal["exact", "fixed"] = "exact",
+    mode: Lift = "exact",
     *,
     sqrt_s: float = 1.0,
     fixed_x: float | None = None,

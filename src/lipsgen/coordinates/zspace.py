@@ -1,4 +1,4 @@
-"""z-space: Gaussian coordinates for the RAMBO prior (DESIGN §3).
+"""z-space: Gaussian coordinates for the RAMBO prior (docs/design.md, z-space).
 
 Each particle is mapped radially, ``z = q/|q| * F_chi3^{-1}(F_Gamma2(|q|))``: the radius
 ``|q| ~ Gamma(2, 1)`` is transported onto ``|z| ~ chi_3``, so the prior becomes N(0, I_3N) exactly.
@@ -15,8 +15,8 @@ Tensors: q and z of shape (n_events, n_particles, 3).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor

@@ -6,5 +6,6 @@ from .observables import Observable, c_parameter, eec_pairs, event_observables, 
 from .report import EvaluationInputs, evaluate
 
 __all__ = ["ConservationMetric", "EvaluationInputs", "Observable", "c_parameter", "classifier_auc",
-           "conservation_metric", "eec_pairs", "evaluate", "event_observables", "event_violations", "feature_matrix", "thrust",
+           "conservation_metric", "eec_pairs", "evaluate", "event_observables", "event_violations", "feature_matrix",
+           "thrust",
            "wasserstein_batches"]

@@ -1,4 +1,4 @@
-"""Event observables (DESIGN §6): per-event scalars for histograms, distances and classifiers.
+"""Event observables (docs/design.md, Evaluation): per-event scalars for histograms, distances and classifiers.
 
 All functions take events (n, N, 4) in the CM frame and return numpy arrays; energies are in
 units of sqrt_s (taken per event from the total energy, so ambient-space baselines that do not

@@ -17,6 +17,7 @@ from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
 from ..io.formats import read_events
 from ..targets import target_from_attributes
+from ..targets.facts import facts_from_attributes
 from ..validation import check_events
 from .conservation import conservation_metric, event_violations
 from .metrics import classifier_auc, feature_matrix, wasserstein_batches
@@ -25,7 +26,6 @@ from .plots import conservation_along_trajectory, conservation_histograms, histo
 
 __all__ = ["evaluate", "EvaluationInputs"]
 
-_LABELLED = {"muon": ("e-", "nu_mu", "anti-nu_e"), "qqg": ("q", "qbar", "g")}
 
 
 @dataclass
@@ -36,14 +36,15 @@ class EvaluationInputs:
 
 
 def _describe_truth(attributes: dict[str, Any], n_particles: int) -> tuple[str, bool, tuple[str, ...] | None]:
-    target = str(attributes.get("target", "unknown"))
-    labelled = target in _LABELLED and not attributes.get("permuted", False)
-    return target, labelled, _LABELLED.get(target)
+    facts = facts_from_attributes(attributes, n_particles)
+    return facts.name, facts.labelled, facts.particle_names if facts.labelled else None
 
 
 def _density_observable(target: str, attributes: dict[str, Any], events: torch.Tensor) -> Observable | None:
-    """The target's own log-density (its matrix element) as an observable, where known in closed form."""
-    if target not in ("muon", "qqg"):
+    """The target's own log-density (its matrix element) as an observable, where known in closed
+    form and not trivially flat (uniform phase space)."""
+    facts = facts_from_attributes(attributes, events.shape[1])
+    if not facts.has_density or facts.name == "uniform":
         return None
     model = target_from_attributes(attributes)
     total = events[..., 0].sum(dim=1, keepdim=True)
@@ -51,6 +52,10 @@ def _density_observable(target: str, attributes: dict[str, Any], events: torch.T
     with np.errstate(divide="ignore"):
         values = model.log_density(scaled).numpy()
     return Observable("log_density", f"log |M|^2 ({target}, normalised)", values)
+
+
+def _as_numpy(pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    return pair[0].numpy(), pair[1].numpy()
 
 
 def _observables(events: torch.Tensor, target: str, labelled: bool, names, attributes) -> list[Observable]:
@@ -74,9 +79,8 @@ def _support_metrics(features: np.ndarray, inside: np.ndarray | None, auc: float
     if inside is None:
         return {"outside_support": None, "auc_in_support": None}
     n_inside = int(inside.sum())
-    if n_inside == len(inside):
-        in_support = auc
-    else:
+    in_support: float | None = auc
+    if n_inside < len(inside):
         in_support = classifier_auc(features[inside], ref_features, seed) if n_inside >= 20 else None
     return {"outside_support": 1.0 - n_inside / len(inside), "auc_in_support": in_support}
 
@@ -84,7 +88,8 @@ def _support_metrics(features: np.ndarray, inside: np.ndarray | None, auc: float
 def _plot_selection(observables: list[Observable], labelled: bool) -> list[Observable]:
     if labelled:
         return observables
-    keep = {"x_sorted_1", "x_sorted_2", "x_sorted_3", f"x_sorted_{sum(o.name.startswith('x_sorted') for o in observables)}",
+    last = sum(o.name.startswith("x_sorted") for o in observables)
+    keep = {"x_sorted_1", "x_sorted_2", "x_sorted_3", f"x_sorted_{last}",
             "y_sorted_1", f"y_sorted_{sum(o.name.startswith('y_sorted') for o in observables)}",
             "log10_min_y", "thrust", "c_parameter"}
     return [o for o in observables if o.name in keep]
@@ -159,20 +164,21 @@ def evaluate(
                             for r, o in zip(ref_obs, observables)},
         }
     if sample_obs:
-        violations = {name: tuple(v.numpy() for v in event_violations(ev, sqrt_s)) for name, ev in sample_events.items()}
-        conservation_histograms(tuple(v.numpy() for v in event_violations(reference, sqrt_s)), violations,
+        violations = {name: _as_numpy(event_violations(ev, sqrt_s)) for name, ev in sample_events.items()}
+        conservation_histograms(_as_numpy(event_violations(reference, sqrt_s)), violations,
                                 out / "conservation.png")
         plots.append("conservation.png")
         t_cos, t_w = eec_pairs(reference)
         eec = {name: eec_pairs(ev) for name, ev in sample_events.items()}
         for name, (cos, w) in eec.items():
             metrics["samples"][name]["wasserstein"]["eec"] = wasserstein_batches(t_cos, cos, 1, t_w, w)
-        for k, r in enumerate(_plot_selection(ref_obs, labelled)):
+        for r in _plot_selection(ref_obs, labelled):
             index = [o.name for o in ref_obs].index(r.name)
             values = {name: obs[index].values for name, obs in sample_obs.items()}
             finite = r.values[np.isfinite(r.values)]
             file = f"hist_{r.name}.png"
-            histogram_with_ratio(finite, {n: v[np.isfinite(v)] for n, v in values.items()}, r.label, out / file, log=r.log)
+            histogram_with_ratio(finite, {n: v[np.isfinite(v)] for n, v in values.items()}, r.label, out / file,
+                                 log=r.log)
             plots.append(file)
         histogram_with_ratio(t_cos, {n: c for n, (c, _) in eec.items()}, "cos chi (EEC, weight E_i E_j / s)",
                              out / "hist_eec.png", truth_weights=t_w,
@@ -193,11 +199,13 @@ def _evaluate_trajectory(path, out, reference, ref_obs, target, labelled, names,
         raise FileNotFoundError(f"{path}: no such trajectory file")
     with h5py.File(path, "r") as f:
         if "trajectory" not in f or "trajectory_times" not in f:
-            raise EventFileError(f"{path}: no 'trajectory' dataset; sample with --trajectory K")
+            raise EventFileError(f"{path}: no 'trajectory' dataset; sample with a trajectory "
+                                 f"(lipsgen sample --trajectory K)")
         states = torch.from_numpy(f["trajectory"][:, : max_events or None])
         times = np.asarray(f["trajectory_times"][...], dtype=np.float64)
     if states.ndim != 4 or states.shape[2] != reference.shape[1]:
-        raise EventFileError(f"{path}: trajectory of shape {tuple(states.shape)} does not fit {reference.shape[1]} particles")
+        raise EventFileError(f"{path}: trajectory of shape {tuple(states.shape)} does not fit "
+                             f"{reference.shape[1]} particles")
     per_state = [_observables(s, target, labelled, names, t_attrs) for s in states]
     sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
     result = {
@@ -222,7 +230,8 @@ def _evaluate_trajectory(path, out, reference, ref_obs, target, labelled, names,
 
 
 def _summary_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    key_observables = [k for k in next(iter(metrics["samples"].values()))["wasserstein"]][:4] if metrics["samples"] else []
+    samples = metrics["samples"]
+    key_observables = list(next(iter(samples.values()))["wasserstein"])[:4] if samples else []
     support = any(m["outside_support"] is not None for m in metrics["samples"].values())
     leak = any(m["outside_support"] for m in metrics["samples"].values())  # else AUC in support = AUC
     header = (["sample", "model", "exact", "AUC", "mean |ΣE−√s|/med E", "mean |Σp|/med E"]
@@ -272,7 +281,8 @@ def _write_reports(out: Path, metrics: dict[str, Any], plots: list[str], traject
     body = [f"<h1>lipsgen evaluation report</h1><p>{html.escape(intro)}</p>"]
     if rows:
         body.append("<table border='1' cellpadding='4'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
-                    + "</tr>" + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+                    + "</tr>"
+                    + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
                     + "</table>")
     for heading, text, images in sections:
         body.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(text)}</p>")

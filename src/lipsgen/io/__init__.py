@@ -4,12 +4,12 @@ from .atomic import atomic_output
 from .errors import EventFileError
 from .formats import event_format, load_events, read_events, write_events
 from .hdf5 import read_attributes_h5, read_events_h5, write_events_h5
-from .lhe import default_pdg_ids, read_events_lhe, write_events_lhe
+from .lhe import read_events_lhe, write_events_lhe
 from .npz import read_events_npz, write_events_npz
 from .vector_arrays import from_vector, to_vector
 
 __all__ = [
-    "EventFileError", "atomic_output", "default_pdg_ids", "event_format", "from_vector", "load_events",
+    "EventFileError", "atomic_output", "event_format", "from_vector", "load_events",
     "read_attributes_h5", "read_events", "read_events_h5", "read_events_lhe", "read_events_npz",
     "to_vector", "write_events", "write_events_h5", "write_events_lhe", "write_events_npz",
 ]

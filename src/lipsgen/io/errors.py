@@ -1,5 +1,8 @@
 """The error raised for event files that are unreadable or not laid out as lipsgen expects."""
 
 
-class EventFileError(ValueError):
+from ..errors import LipsgenError
+
+
+class EventFileError(LipsgenError, ValueError):
     """An event file is unreadable, corrupt, or not laid out as lipsgen expects."""

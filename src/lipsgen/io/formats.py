@@ -6,14 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ..coordinates.rambo import to_cm_frame
 from ..validation import check_events
 from .errors import EventFileError
 from .hdf5 import read_events_h5, write_events_h5
-from .lhe import default_pdg_ids, read_events_lhe, write_events_lhe
+from .lhe import read_events_lhe, write_events_lhe
 from .npz import read_events_npz, write_events_npz
 
 __all__ = ["event_format", "read_events", "write_events", "load_events"]
@@ -49,10 +48,20 @@ def write_events(path: str | os.PathLike[str], events: Tensor, attributes: dict[
                                attributes=_hdf5_safe(attributes))
     if fmt == "npz":
         return write_events_npz(path, events, attributes)
-    pdg_ids = list(attributes.get("pdg_ids") or ()) or default_pdg_ids(str(attributes.get("target", "")), n_particles)
-    if len(pdg_ids) != n_particles:
-        raise ValueError(f"{path}: {len(pdg_ids)} PDG ids for {n_particles} particles")
-    return write_events_lhe(path, [events], sqrt_s=float(attributes.get("sqrt_s", 1.0)), pdg_ids=pdg_ids)
+    from ..targets.facts import facts_from_attributes  # targets sit above io
+
+    recorded = list(attributes.get("pdg_ids") or ())
+    if recorded and len(recorded) != n_particles:
+        raise ValueError(f"{path}: {len(recorded)} PDG ids for {n_particles} particles")
+    pdg_ids = recorded or facts_from_attributes(attributes, n_particles).pdg_ids
+    return write_events_lhe(path, [events], sqrt_s=float(attributes.get("sqrt_s", 1.0)), pdg_ids=pdg_ids,
+                            attributes=_json_safe(attributes))
+
+
+def _json_safe(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Plain attributes only (numpy scalars and arrays as Python values), for JSON headers."""
+    return {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in attributes.items()
+            if v is not None and k not in ("lipsgen_version", "pdg_ids")}
 
 
 def _hdf5_safe(attributes: dict[str, Any]) -> dict[str, Any]:

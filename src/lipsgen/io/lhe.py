@@ -6,10 +6,13 @@ exactly; files from other generators are read at whatever precision they were pr
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pylhe
@@ -20,23 +23,16 @@ from .._version import __version__
 from .atomic import atomic_output
 from .errors import EventFileError
 
-__all__ = ["write_events_lhe", "read_events_lhe", "default_pdg_ids"]
+__all__ = ["write_events_lhe", "read_events_lhe"]
 
 # Full double precision for momenta; the rest as pylhe's default.
-_FORMAT_FIELDS = dict(
+_FORMAT_FIELDS: dict[str, Any] = dict(
     particle="{id:5d} {status:3d} {mother1:3d} {mother2:3d} {color1:4d} {color2:4d} "
     "{px: .16e} {py: .16e} {pz: .16e} {e: .16e} {m: .16e} {lifetime: 10.4e} {spin: 10.4e}",
 )
-_ELECTRON, _POSITRON, _GLUON, _PHOTON = 11, -11, 21, 22
-_TARGET_PDG_IDS = {"muon": (11, 14, -12), "qqg": (1, -1, 21)}
-
-
-def default_pdg_ids(target: str, n_particles: int) -> tuple[int, ...]:
-    """PDG ids of the outgoing particles: muon (e-, nu_mu, anti-nu_e), qqg (d, d~, g), sarge
-    gluons, anything else photons (massless and colourless)."""
-    if target in _TARGET_PDG_IDS:
-        return _TARGET_PDG_IDS[target]
-    return (_GLUON if target == "sarge" else _PHOTON,) * n_particles
+_ELECTRON, _POSITRON, _GLUON = 11, -11, 21
+# header element holding the file's lipsgen attributes (target, its parameters, seed) as JSON
+_ATTRIBUTES_TAG = "lipsgen"
 
 
 def _colours(pdg_ids: Sequence[int]) -> list[tuple[int, int]]:
@@ -82,15 +78,20 @@ def write_events_lhe(
     *,
     sqrt_s: float,
     pdg_ids: Sequence[int],
+    attributes: dict[str, Any] | None = None,
 ) -> Path:
-    """Write chunks of events (each (m, N, 4)) to an LHE file (gzip if the name ends in .gz)."""
+    """Write chunks of events (each (m, N, 4)) to an LHE file (gzip if the name ends in .gz);
+    ``attributes`` (JSON-serialisable) go into the header, so reading the file gives them back."""
     path = Path(path)
+    element = ET.Element(_ATTRIBUTES_TAG)
+    element.text = json.dumps({**(attributes or {}), "lipsgen_version": __version__})
+    header = pylhe.LHEHeader(initrwgt=pylhe.LHEInitRWGT(), extra_elements=[element])
     init = pylhe.LHEInit(
         initInfo=pylhe.LHEInitInfo(_ELECTRON, _POSITRON, sqrt_s / 2, sqrt_s / 2, 0, 0, 0, 0, 3, 1),
         procInfo=[pylhe.LHEProcInfo(1.0, 0.0, 1.0, 1)],
         generators=[pylhe.LHEGenerator("lipsgen", __version__, "generative models on phase space")],
     )
-    lhe = pylhe.LHEFile(init=init, events=_lhe_events(events, list(pdg_ids), sqrt_s))
+    lhe = pylhe.LHEFile(init=init, events=_lhe_events(events, list(pdg_ids), sqrt_s), header=header)
     fmt = pylhe.LHEXMLFormat(compress=path.name.endswith(".gz"), **_FORMAT_FIELDS)
     with atomic_output(path) as tmp:
         lhe.tofile(tmp, lheformat=fmt)
@@ -99,7 +100,8 @@ def write_events_lhe(
 
 def read_events_lhe(path: str | os.PathLike[str]) -> tuple[Tensor, dict]:
     """Outgoing (status 1) particles of every event, (n, N, 4) float64 in (E, px, py, pz), and
-    attributes ``sqrt_s`` (sum of the beam energies), ``pdg_ids`` and ``target = "lhe"``.
+    attributes: those lipsgen recorded in the header, if any (else ``target = "lhe"``), with
+    ``sqrt_s`` (sum of the beam energies) and ``pdg_ids``.
 
     Raises :class:`EventFileError` for unparsable or truncated files and for events whose number
     or kinds of outgoing particles differ from the first event's.
@@ -126,6 +128,7 @@ def read_events_lhe(path: str | os.PathLike[str]) -> tuple[Tensor, dict]:
                 rows.append(np.array([[p.e, p.px, p.py, p.pz] for p in outgoing], dtype=np.float64))
             beams = lhe.init.initInfo
             sqrt_s = float(beams.energyA) + float(beams.energyB)
+            recorded = _recorded_attributes(lhe.header)
         except EventFileError:
             raise
         except Exception as err:  # pylhe raises ValueError, KeyError, OSError, ... on bad input
@@ -137,5 +140,15 @@ def read_events_lhe(path: str | os.PathLike[str]) -> tuple[Tensor, dict]:
         raise EventFileError(f"{path}: no events found")
     if len(rows[0]) < 2:
         raise EventFileError(f"{path}: events have {len(rows[0])} outgoing particles, need at least 2")
-    attributes = {"target": "lhe", "sqrt_s": sqrt_s, "pdg_ids": list(pdg_ids or ())}
+    attributes = {"target": "lhe", **recorded, "sqrt_s": sqrt_s, "pdg_ids": list(pdg_ids or ())}
     return torch.from_numpy(np.stack(rows)), attributes
+
+
+def _recorded_attributes(header: pylhe.LHEHeader | None) -> dict[str, Any]:
+    """The attributes lipsgen wrote into an LHE header ({} for other generators' files)."""
+    for element in header.extra_elements if header is not None else ():
+        if element.tag == _ATTRIBUTES_TAG and element.text:
+            values = json.loads(element.text)
+            if isinstance(values, dict):
+                return values
+    return {}

@@ -8,23 +8,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..catalogue import MODEL_KINDS, Backbone, Divergence, Drift, Lift, LossWeight, ReverseVariance, TimeLaw
 from .networks import MLPBackbone, TransformerBackbone
 from .processes import FlowMatching, LangevinDiffusion, Process, VPDiffusion
 from .spaces import Space, make_space
 
 __all__ = ["ModelConfig", "GenerativeModel", "MODEL_KINDS", "SampleOutput", "FittedGaussian"]
-
-# model name -> (space, process, prior for flow matching)
-MODEL_KINDS: dict[str, tuple[str, str, str]] = {
-    "langevin": ("q", "langevin", ""),
-    "zdiff": ("z", "vp", ""),
-    "fm-q": ("q", "flow", "space"),
-    "fm-z": ("z", "flow", "space"),
-    "fm-fitted": ("q", "flow", "fitted"),
-    "pddpm": ("p", "vp", ""),
-    "pfm": ("p", "flow", "space"),
-}
-
 
 @dataclass
 class ModelConfig:
@@ -34,22 +23,22 @@ class ModelConfig:
     n_particles: int
     target: str = "uniform"
     sqrt_s: float = 1.0
-    backbone: str = "mlp"
+    backbone: Backbone = "mlp"
     width: int = 256
     depth: int = 4
     heads: int = 4
     time_dim: int = 64
     pair_features: bool = True  # show the backbone log pair angles (see models.networks)
-    lift: str = "exact"
+    lift: Lift = "exact"
     # q-space Langevin
     schedule: str = "smooth"
-    drift: str = "score"
+    drift: Drift = "score"
     eps: float = 0.2
-    divergence: str = "exact"
+    divergence: Divergence = "exact"
     probes: int = 1
-    variance: str = "2g"
-    time_law: str | None = None  # paper or uniform; None: paper for the exact lift, uniform for fixed
-    loss_weight: str | None = None  # paper or sigma2; None: paper for the exact lift, sigma2 for fixed
+    variance: ReverseVariance = "2g"
+    time_law: TimeLaw | None = None  # paper or uniform; None: paper for the exact lift, uniform for fixed
+    loss_weight: LossWeight | None = None  # paper or sigma2; None: paper for the exact lift, sigma2 for fixed
     states_per_chain: int = 4  # forward-chain states kept per event and epoch
     # variance-preserving diffusion
     beta_min: float = 0.1
@@ -76,7 +65,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -86,6 +75,9 @@ class ModelConfig:
 
 class FittedGaussian(nn.Module):
     """A full-covariance Gaussian fitted to flattened states (n, N, 3): the paper's fallback prior."""
+
+    mean: Tensor
+    chol: Tensor
 
     def __init__(self, n_particles: int) -> None:
         super().__init__()
@@ -124,8 +116,8 @@ class GenerativeModel(nn.Module):
         space_name, process_name, prior = MODEL_KINDS[config.model]
         self.space: Space = make_space(space_name, config.n_particles, config.sqrt_s, config.lift)
         backbone = MLPBackbone if config.backbone == "mlp" else TransformerBackbone
-        kwargs = dict(width=config.width, depth=config.depth, time_dim=config.time_dim,
-                      pair_features=config.pair_features)
+        kwargs: dict[str, Any] = dict(width=config.width, depth=config.depth, time_dim=config.time_dim,
+                                      pair_features=config.pair_features)
         if config.backbone == "transformer":
             kwargs["heads"] = config.heads
         self.net = backbone(config.n_particles, **kwargs)
@@ -136,7 +128,7 @@ class GenerativeModel(nn.Module):
         c = self.config
         if name == "langevin":
             return LangevinDiffusion(c.schedule, c.drift, c.eps, c.divergence, c.probes, c.variance,
-                                     c.time_law, c.loss_weight, c.states_per_chain)
+                                     c.time_law or "paper", c.loss_weight or "paper", c.states_per_chain)
         if name == "vp":
             return VPDiffusion(c.beta_min, c.beta_max, final_denoise=c.final_denoise)
         return FlowMatching(self.noise_prior)

@@ -70,6 +70,7 @@ class MLPBackbone(nn.Module):
         self.pair_features = pair_features
         self.time = TimeEmbedding(time_dim)
         rows, cols = torch.triu_indices(n_particles, n_particles, offset=1)
+        self._pairs: Tensor
         self.register_buffer("_pairs", rows * n_particles + cols, persistent=False)
         layers: list[nn.Module] = []
         size = n_particles * N_TOKEN_FEATURES + time_dim + (len(rows) if pair_features else 0)

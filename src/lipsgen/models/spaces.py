@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..catalogue import Lift
 from ..coordinates.qspace import sample_prior
 from ..coordinates.rambo import lift_to_qspace, rambo_map
 from ..coordinates.zspace import q_to_z, z_to_q
@@ -27,7 +28,7 @@ class Space:
 
     n_particles: int
     sqrt_s: float = 1.0
-    lift: str = "exact"
+    lift: Lift = "exact"
 
     exact = True  # decoded events conserve energy and momentum to rounding
 
@@ -100,5 +101,5 @@ class PSpace(Space):
 _SPACES = {"q": QSpace, "z": ZSpace, "p": PSpace}
 
 
-def make_space(name: str, n_particles: int, sqrt_s: float, lift: str) -> Space:
+def make_space(name: str, n_particles: int, sqrt_s: float, lift: Lift) -> Space:
     return _SPACES[name](n_particles=n_particles, sqrt_s=sqrt_s, lift=lift)

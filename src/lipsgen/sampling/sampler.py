@@ -11,6 +11,7 @@ import h5py
 import torch
 
 from .._version import __version__
+from ..errors import CutsNotLearnedError
 from ..evaluation.conservation import conservation_metric
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
@@ -71,9 +72,10 @@ def sample_to_file(
     outside it are rejected and replaced, as a generator applies its generation cuts; the accepted
     fraction is stored as the attribute ``support_acceptance``."""
     if (from_data is None) != (t is None):
-        raise ValueError("--from-data and --t go together")
+        raise ValueError("a partial run needs both from_data and t")
     if support is not None and from_data is not None:
-        raise ValueError("a partial run (--from-data) denoises given events one to one; it cannot reject any")
+        raise ValueError("a partial run (from_data) denoises given events one to one; it cannot reject any "
+                         "(no support cuts)")
     config = model.config
     steps = model.process.default_steps if steps is None else steps
     solver = model.process.solvers[0] if solver is None else solver
@@ -88,7 +90,7 @@ def sample_to_file(
         "lipsgen_version": __version__, **(attributes or {}),
     }
     data = None
-    if from_data is not None:
+    if from_data is not None and t is not None:
         if not 0 < t <= 1:
             raise ValueError(f"t must be in (0, 1], got {t}")
         data = load_partial_data(model, from_data, n_events)
@@ -96,7 +98,7 @@ def sample_to_file(
     path = Path(out)
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         momenta = f.create_dataset("momenta", (n_events, n_particles, 4), dtype="f8")
-        states = times = None
+        states = None
         for key, value in meta.items():
             f.attrs[key] = value
         done, index, proposed, passed = 0, 0, 0, 0
@@ -107,7 +109,7 @@ def sample_to_file(
                     inverse = proposed / passed if passed else 2.0 ** min(index + 1, 20)
                     size = min(batch_size, int(1.1 * inverse * (n_events - done)) + 16)
                 gen = derived_generator(seed, "sample", index, device)
-                start = None if data is None else partial_start(model, data[done:done + size], t, gen)
+                start = None if data is None or t is None else partial_start(model, data[done:done + size], t, gen)
                 result = model.sample(size, generator=gen, steps=steps, solver=solver, trajectory=trajectory,
                                       start=start, t_start=1.0 if t is None else t)
                 events, path_states = result.events, result.trajectory
@@ -116,18 +118,18 @@ def sample_to_file(
                     keep = support(events)
                     passed += int(keep.sum())
                     if passed < 1e-3 * proposed and proposed >= 10_000:
-                        raise RuntimeError(f"fewer than 1 in 1000 sampled events pass the target's cuts "
-                                           f"({passed} of {proposed}); the model has not learned them")
+                        raise CutsNotLearnedError(f"fewer than 1 in 1000 sampled events pass the target's cuts "
+                                                  f"({passed} of {proposed}); the model has not learned them")
                     accepted = keep.nonzero()[:, 0][: n_events - done]
                     events = events[accepted]
                     path_states = None if path_states is None else path_states[:, accepted]
                 kept = len(events)
                 momenta[done:done + kept] = events.cpu().numpy()
-                if trajectory:
+                if path_states is not None and result.times is not None:
                     if states is None:
                         k = path_states.shape[0]
                         states = f.create_dataset("trajectory", (k, n_events, n_particles, 4), dtype="f8")
-                        times = f.create_dataset("trajectory_times", data=result.times.numpy())
+                        f.create_dataset("trajectory_times", data=result.times.numpy())
                     states[:, done:done + kept] = path_states.cpu().numpy()
                 done += kept
                 index += 1

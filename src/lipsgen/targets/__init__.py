@@ -1,4 +1,4 @@
-"""Training targets with known truth (DESIGN §4): exact, seeded, streamed in chunks."""
+"""Training targets with known truth (docs/design.md, Targets): exact, seeded, streamed in chunks."""
 
 import inspect
 from typing import Any

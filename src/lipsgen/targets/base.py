@@ -9,13 +9,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..catalogue import DEFAULT_CHUNK_SIZE
 from ..random import make_generator
 
 __all__ = ["Target", "DEFAULT_CHUNK_SIZE", "fill_by_rejection", "random_permutations"]
 
-# Events per chunk when streaming: amortises Python and HDF5 overhead; a chunk of 30-particle
-# events stays under 100 MB.
-DEFAULT_CHUNK_SIZE = 65536
 
 
 def random_permutations(events: Tensor, generator: torch.Generator) -> Tensor:
@@ -49,8 +47,18 @@ class Target(ABC):
     labelled: bool = False
     density_normalised: bool | None = None  # None: no closed-form density
     # Soft/collinear poles cut off at small invariants: the density spreads over decades there, which
-    # calls for the Langevin model's singular schedule and regularised drift (DESIGN §5.1).
+    # calls for the Langevin model's singular schedule and regularised drift (docs/design.md, Models).
     singular: bool = False
+    # PDG ids of the outgoing particles in order (labelled targets), or one id for all of them
+    particle_ids: tuple[int, ...] | None = None
+    particle_id: int = 22
+
+    @classmethod
+    def pdg_ids_for(cls, n_particles: int) -> tuple[int, ...]:
+        """PDG ids (N,) of the outgoing particles of an event with ``n_particles`` particles."""
+        if cls.particle_ids is not None and len(cls.particle_ids) == n_particles:
+            return cls.particle_ids
+        return (cls.particle_id,) * n_particles
 
     def __init__(self, n_particles: int, sqrt_s: float = 1.0) -> None:
         if not isinstance(n_particles, int) or n_particles < 2:

@@ -1,4 +1,4 @@
-"""Muon decay at rest, mu- -> e- nu_mu anti-nu_e, with massless final states (DESIGN §4)."""
+"""Muon decay at rest, mu- -> e- nu_mu anti-nu_e, with massless final states (docs/design.md, Targets)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class MuonDecay(Target):
     """
 
     name = "muon"
+    particle_ids = (11, 14, -12)  # e-, nu_mu, anti-nu_e
     labelled = True
     density_normalised = True
     particle_names = ("e-", "nu_mu", "anti-nu_e")
@@ -44,7 +45,7 @@ class MuonDecay(Target):
         return w / (s * s / 16)
 
     def log_density(self, events: Tensor) -> Tensor:
-        """Normalised log-density on phase space (measure of DESIGN §1), shape (n,).
+        """Normalised log-density on phase space (measure of docs/design.md, Conventions), shape (n,).
 
         ``∫ w dPhi = w_max * E_uniform[w / w_max] * V_3 = w_max * (2/3) * V_3``.
         """

@@ -1,11 +1,10 @@
-"""e+e- -> q qbar g at O(alpha_s), with a cut on the scaled invariants (DESIGN §4)."""
+"""e+e- -> q qbar g at O(alpha_s), with a cut on the scaled invariants (docs/design.md, Targets)."""
 
 from __future__ import annotations
 
 import math
 from functools import cached_property
 
-import numpy as np
 import torch
 from scipy import integrate
 from torch import Tensor
@@ -31,6 +30,7 @@ class QQG(Target):
     """
 
     name = "qqg"
+    particle_ids = (1, -1, 21)  # a massless d quark stands for any flavour
     labelled = True
     density_normalised = True
     singular = True
@@ -72,7 +72,7 @@ class QQG(Target):
         return torch.stack([y[:, 0, 1], y[:, 0, 2], y[:, 1, 2]], dim=1).min(dim=1).values > self.ycut
 
     def log_density(self, events: Tensor) -> Tensor:
-        """Normalised log-density on phase space (measure of DESIGN §1); -inf outside the cut."""
+        """Normalised log-density on phase space (measure of docs/design.md, Conventions); -inf outside the cut."""
         y = scaled_pair_invariants(events, self.sqrt_s)
         density = self.dalitz_density(y[:, 1, 2], y[:, 0, 2])
         return torch.log(density) - math.log(dalitz_jacobian(self.sqrt_s))

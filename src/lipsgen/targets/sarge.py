@@ -1,4 +1,4 @@
-"""N-parton QCD antenna ("APS") events from the SARGE algorithm (hep-ph/0004047; DESIGN §4)."""
+"""N-parton QCD antenna ("APS") events from the SARGE algorithm (hep-ph/0004047; docs/design.md, Targets)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ class Sarge(Target):
     """
 
     name = "sarge"
+    particle_id = 21  # gluons
     labelled = False
     singular = True
 

@@ -18,10 +18,11 @@ _BLOCK_PARTICLES = 2**17
 class Uniform(Target):
     """Flat massless N-body phase space at ``sqrt_s``: the RAMBO map of prior samples.
 
-    The density on phase space is the constant ``1 / V_N`` (normalised, measure of DESIGN §1).
+    The density on phase space is the constant ``1 / V_N`` (normalised, measure of docs/design.md, Conventions).
     """
 
     name = "uniform"
+    particle_id = 22  # photons
     labelled = False
     density_normalised = True
 

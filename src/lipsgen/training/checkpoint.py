@@ -11,6 +11,8 @@ from typing import Any
 import torch
 
 from .._version import __version__
+from ..devices import resolve_device
+from ..errors import LipsgenError
 from ..io.atomic import atomic_output
 from ..models.model import GenerativeModel, ModelConfig
 
@@ -19,7 +21,7 @@ __all__ = ["save_checkpoint", "read_checkpoint", "load_model", "CheckpointError"
 FORMAT = "lipsgen-checkpoint-1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LipsgenError, ValueError):
     """A checkpoint is missing, unreadable, or does not match what it is loaded into."""
 
 
@@ -39,7 +41,8 @@ def read_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
         raise CheckpointError(f"{path}: not a readable lipsgen checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a lipsgen checkpoint (format {state.get('format') if isinstance(state, dict) else None!r})")
+        found = state.get("format") if isinstance(state, dict) else None
+        raise CheckpointError(f"{path}: not a lipsgen checkpoint (format {found!r})")
     return state
 
 
@@ -60,7 +63,7 @@ def load_model(
 
     With ``expect``, refuse a checkpoint whose configuration differs, naming the fields.
     """
-    state = read_checkpoint(path, device)
+    state = read_checkpoint(path, resolve_device(device))
     config = ModelConfig.from_dict(state["model_config"])
     if expect is not None:
         diff = config_mismatch(expect, config)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from ..models.model import MODEL_KINDS, ModelConfig
+from ..catalogue import CPU_TRANSFORMER, CPU_TRANSFORMER_LANGEVIN_STEPS, PRESETS
+from ..models.model import ModelConfig
 
 __all__ = ["TrainConfig", "PRESETS", "resolve_preset"]
 
@@ -36,47 +37,12 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-
-# Each preset: (model-config overrides, train-config overrides), per model. The cpu preset is
-# sized to train in minutes on 2 cores (bench/bench_models.py, docs/benchmarks.md).
-_CPU_COMMON = dict(steps=15_000, batch_size=512, lr=1e-3, warmup_steps=200, ema_decay=0.999,
-                   checkpoint_every=1000)
-_CPU = {
-    # Implicit score matching costs 3N extra backward passes: fewer, smaller steps.
-    "langevin": ({"width": 128, "depth": 3}, dict(_CPU_COMMON, steps=4000, batch_size=256)),
-    "zdiff": ({}, _CPU_COMMON),
-    "fm-q": ({}, _CPU_COMMON),
-    "fm-z": ({}, _CPU_COMMON),
-    "fm-fitted": ({}, _CPU_COMMON),
-    "pddpm": ({}, _CPU_COMMON),
-    "pfm": ({}, _CPU_COMMON),
-}
-# On a CPU the reference transformer (4 x 128) costs ~0.7 s per step of 512 ten-particle events;
-# the cpu preset uses a smaller one. On SARGE it is still far from converged: fm-z reached AUC 0.73
-# after 3,000 steps and 0.69 after 9,000, so it gets as many steps as the fidelity run can afford.
-# Langevin steps cost ~4.5x more (Hutchinson's double backward) and keep 3,000.
-_CPU_TRANSFORMER = ({"width": 64, "depth": 2, "heads": 4}, dict(steps=6000, batch_size=256))
-_CPU_TRANSFORMER_LANGEVIN_STEPS = 3000
-# The paper's choice for singular targets (DESIGN §5.1). Not in the cpu preset: at its 4,000 steps
-# the singular schedule spreads training over 1,137 noise levels and did no better on qqg (AUC 0.894
-# against 0.891 with the smooth schedule) at twice the training and 2.3x the sampling cost.
-_SINGULAR_LANGEVIN = {"schedule": "singular", "drift": "regularised", "eps": 0.2}
-_PAPER_TRAIN = dict(batch_size=1024, lr=3e-4, warmup_steps=1000, ema_decay=0.9999, checkpoint_every=5000)
-PRESETS: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
-    "cpu": _CPU,
-    # The paper's smooth-target run (muon decay): 500 linear steps, exact score drift, MLP 4 x 256,
-    # batch 1024, ~300 epochs of 500k events. Meant for a GPU.
-    "paper-muon": {m: ({"schedule": "smooth", "drift": "score"}, dict(_PAPER_TRAIN, steps=150_000))
-                   for m in MODEL_KINDS},
-    # The paper's singular-target runs (qqg, SARGE): 137 geometric + 1000 linear steps with the
-    # eps-regularised drift, Hutchinson divergence. Meant for a GPU.
-    "paper-singular": {m: ({**_SINGULAR_LANGEVIN, "divergence": "hutchinson"}, dict(_PAPER_TRAIN, steps=500_000))
-                       for m in MODEL_KINDS},
-}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"training config has unknown fields {unknown}: written by a newer lipsgen?")
+        return cls(**values)
 
 
 def resolve_preset(name: str, model_config: ModelConfig) -> tuple[ModelConfig, TrainConfig]:
@@ -85,10 +51,10 @@ def resolve_preset(name: str, model_config: ModelConfig) -> tuple[ModelConfig, T
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     model_overrides, train_overrides = PRESETS[name][model_config.model]
     if name == "cpu" and model_config.backbone == "transformer":
-        model_overrides = {**model_overrides, **_CPU_TRANSFORMER[0]}
-        train_overrides = {**train_overrides, **_CPU_TRANSFORMER[1]}
+        model_overrides = {**model_overrides, **CPU_TRANSFORMER[0]}
+        train_overrides = {**train_overrides, **CPU_TRANSFORMER[1]}
         if model_config.model == "langevin":
-            train_overrides["steps"] = _CPU_TRANSFORMER_LANGEVIN_STEPS
+            train_overrides["steps"] = CPU_TRANSFORMER_LANGEVIN_STEPS
     if name == "cpu" and model_config.model == "langevin" and model_config.n_particles > 4:
         # The exact divergence costs 3N backward passes; beyond a few particles, estimate it.
         model_overrides = {**model_overrides, "divergence": "hutchinson"}

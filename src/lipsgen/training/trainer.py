@@ -2,7 +2,8 @@
 
 Determinism and resumption: every random draw comes from a generator seeded by (seed, purpose,
 index) — the data lift of epoch e from (seed, "epoch", e), its forward simulation (Langevin) from
-(seed, "forward", e), the noise of step s from (seed, "step", s) — so a run resumed from a checkpoint at step s continues exactly as
+(seed, "forward", e), the noise of step s from (seed, "step", s) — so a run resumed from a checkpoint
+at step s continues exactly as
 the uninterrupted run would have (on the CPU).
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..devices import resolve_device
 from ..models.model import GenerativeModel, ModelConfig
 from ..progress import progress_bar
 from .checkpoint import CheckpointError, config_mismatch, read_checkpoint, save_checkpoint
@@ -77,7 +79,7 @@ def train(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device)
+    device = resolve_device(device)
     seed = train_config.seed
     if train_config.max_events is not None:
         events = events[: train_config.max_events]

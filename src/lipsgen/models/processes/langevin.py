@@ -28,14 +28,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ...catalogue import Divergence, Drift, LossWeight, ReverseVariance, TimeLaw
 from ...coordinates.qspace import prior_score, regularised_drift
 from .base import Process
 from .solver import Step
 
 __all__ = ["LangevinDiffusion", "langevin_schedule", "TIME_LAWS", "LOSS_WEIGHTS"]
 
-TIME_LAWS = ("paper", "uniform")
-LOSS_WEIGHTS = ("paper", "sigma2")
+TIME_LAWS: tuple[TimeLaw, ...] = ("paper", "uniform")
+LOSS_WEIGHTS: tuple[LossWeight, ...] = ("paper", "sigma2")
 _PAPER_OFFSET = 0.01
 
 
@@ -56,9 +57,9 @@ def langevin_schedule(name: str) -> Tensor:
 class LangevinDiffusion(Process):
     solvers = ("langevin",)
 
-    def __init__(self, schedule: str = "smooth", drift: str = "score", eps: float = 0.2,
-                 divergence: str = "exact", probes: int = 1, variance: str = "2g",
-                 time_law: str = "paper", loss_weight: str = "paper", states_per_chain: int = 1) -> None:
+    def __init__(self, schedule: str = "smooth", drift: Drift = "score", eps: float = 0.2,
+                 divergence: Divergence = "exact", probes: int = 1, variance: ReverseVariance = "2g",
+                 time_law: TimeLaw = "paper", loss_weight: LossWeight = "paper", states_per_chain: int = 1) -> None:
         for name, value, allowed in (("drift", drift, ("score", "regularised")),
                                      ("divergence", divergence, ("exact", "hutchinson")),
                                      ("variance", variance, ("2g", "ratio")),
@@ -78,7 +79,8 @@ class LangevinDiffusion(Process):
 
     def reference(self, q: Tensor) -> Tensor:
         """s_ref(q): the prior score or the eps-regularised drift (:mod:`lipsgen.coordinates.qspace`)."""
-        return prior_score(q) if self.drift == "score" else regularised_drift(q, self.eps)
+        # unchecked: the states come from this process; a check per step would cost a GPU sync
+        return prior_score(q, check=False) if self.drift == "score" else regularised_drift(q, self.eps, check=False)
 
     def step_probabilities(self) -> Tensor:
         """P(k) for k = 1..K, shape (K,) float64: the time law of training."""

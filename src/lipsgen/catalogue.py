@@ -1,0 +1,93 @@
+"""Names, descriptions and presets of what lipsgen offers: models, training presets, targets.
+
+Plain data, importable without torch, so that ``lipsgen --help`` and argument errors answer at
+once; the library modules take their tables from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+Lift = Literal["exact", "fixed"]
+Backbone = Literal["mlp", "transformer"]
+Drift = Literal["score", "regularised"]
+Divergence = Literal["exact", "hutchinson"]
+ReverseVariance = Literal["2g", "ratio"]
+TimeLaw = Literal["paper", "uniform"]
+LossWeight = Literal["paper", "sigma2"]
+
+__all__ = ["Lift", "Backbone", "Drift", "Divergence", "ReverseVariance", "TimeLaw", "LossWeight",
+           "MODEL_KINDS", "MODEL_HELP", "PRESETS", "PRESET_HELP", "TARGET_OPTIONS", "TARGET_HELP", "DEFAULT_CHUNK_SIZE"]
+
+# model name -> (space, process, prior for flow matching)
+MODEL_KINDS: dict[str, tuple[str, str, str]] = {
+    "langevin": ("q", "langevin", ""),
+    "zdiff": ("z", "vp", ""),
+    "fm-q": ("q", "flow", "space"),
+    "fm-z": ("z", "flow", "space"),
+    "fm-fitted": ("q", "flow", "fitted"),
+    "pddpm": ("p", "vp", ""),
+    "pfm": ("p", "flow", "space"),
+}
+MODEL_HELP = {
+    "langevin": "the paper's q-space Langevin diffusion, implicit score matching (exact)",
+    "zdiff": "variance-preserving diffusion in z-space, denoising score matching (exact)",
+    "fm-q": "flow matching from the RAMBO prior in q-space (exact)",
+    "fm-z": "flow matching from N(0, I) in z-space, i.e. from uniform phase space (exact)",
+    "fm-fitted": "flow matching from a Gaussian fitted to the lifted data, in q-space (exact)",
+    "pddpm": "baseline: DDPM on scaled 3-momenta (does not conserve energy-momentum)",
+    "pfm": "baseline: flow matching on scaled 3-momenta (does not conserve energy-momentum)",
+}
+
+# Each preset: (model-config overrides, train-config overrides), per model. The cpu preset is
+# sized to train in minutes on 2 cores (bench/bench_models.py, docs/benchmarks.md); the
+# measurements behind its choices are in docs/results.md.
+_CPU_COMMON: dict[str, Any] = dict(steps=15_000, batch_size=512, lr=1e-3, warmup_steps=200, ema_decay=0.999,
+                                   checkpoint_every=1000)
+# The paper's settings for singular targets (docs/design.md, "Presets against the paper").
+SINGULAR_LANGEVIN = {"schedule": "singular", "drift": "regularised", "eps": 0.2}
+_PAPER_TRAIN: dict[str, Any] = dict(batch_size=1024, lr=3e-4, warmup_steps=1000, ema_decay=0.9999,
+                                    checkpoint_every=5000)
+PRESETS: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
+    "cpu": {
+        # Implicit score matching costs 3N extra backward passes: fewer, smaller steps.
+        "langevin": ({"width": 128, "depth": 3}, dict(_CPU_COMMON, steps=4000, batch_size=256)),
+        **{m: ({}, _CPU_COMMON) for m in MODEL_KINDS if m != "langevin"},
+    },
+    # The paper's smooth-target run (muon decay): 500 linear steps, exact score drift, its time law
+    # and loss weight, MLP 4 x 256, batch 1024, ~300 epochs of 500k events. Meant for a GPU.
+    "paper-muon": {m: ({"schedule": "smooth", "drift": "score", "time_law": "paper", "loss_weight": "paper"},
+                       dict(_PAPER_TRAIN, steps=150_000)) for m in MODEL_KINDS},
+    # The paper's singular-target runs (qqg, SARGE): 137 geometric + 1000 linear steps with the
+    # eps-regularised drift, Hutchinson divergence. Meant for a GPU.
+    "paper-singular": {m: ({**SINGULAR_LANGEVIN, "divergence": "hutchinson", "time_law": "paper",
+                            "loss_weight": "paper"}, dict(_PAPER_TRAIN, steps=500_000)) for m in MODEL_KINDS},
+}
+# The cpu preset's transformer (unlabelled targets) and its Langevin step count.
+CPU_TRANSFORMER: tuple[dict[str, Any], dict[str, Any]] = ({"width": 64, "depth": 2, "heads": 4},
+                                                          dict(steps=6000, batch_size=256))
+CPU_TRANSFORMER_LANGEVIN_STEPS = 3000
+PRESET_HELP = {
+    "cpu": "sized for minutes on 2 CPU cores (default)",
+    "paper-muon": "the paper's muon-decay settings (150k steps, batch 1024): for a GPU",
+    "paper-singular": "the paper's qqg / SARGE settings (500k steps, singular schedule): for a GPU",
+}
+
+# Per target: its command-line options and their defaults (None = required); the names are the
+# target classes' keyword parameters (tests check they agree).
+TARGET_OPTIONS: dict[str, dict[str, object]] = {
+    "uniform": {"n_particles": None},
+    "muon": {},
+    "qqg": {"ycut": 1e-3},
+    "sarge": {"n_particles": 10, "xi_max": 30.0},
+}
+TARGET_HELP = {
+    "uniform": "uniform massless phase space (RAMBO), any number of particles",
+    "muon": "muon decay at rest: e-, nu_mu, anti-nu_e",
+    "qqg": "e+e- -> q qbar g at O(alpha_s) with the cut min y_ij > ycut",
+    "sarge": "N-gluon QCD antenna events from the SARGE algorithm",
+}
+
+# Events per chunk when streaming: amortises Python and HDF5 overhead; a chunk of 30-particle
+# events stays under 100 MB.
+DEFAULT_CHUNK_SIZE = 65536
