@@ -115,7 +115,12 @@ def write_results(path: Path, args: argparse.Namespace) -> None:
                   "| model | exact | AUC | energy | momentum | " + ("below ycut | AUC above ycut | " if cut else "")
                   + " | ".join(f"W1 {k}" for k in keys) + " | train (s) | sample (s) |",
                   "|---|---|---:|---:|---:|" + "---:|" * (len(keys) + 2 * cut) + "---:|---:|"]
-        for name, m in metrics["samples"].items():
+        kept = _previous_rows(old, target, set(metrics["samples"]))
+        for name in [m for m in MODELS if m in metrics["samples"] or m in kept]:
+            if name in kept:
+                lines.append(kept[name])
+                continue
+            m = metrics["samples"][name]
             t_train, t_sample = timing.get(name, (float("nan"), float("nan")))
             lines.append(
                 f"| {name} | {'yes' if m['exact'] else 'no'} | {m['auc']:.3f} | {m['conservation']['energy']:.1e} | "
@@ -123,8 +128,24 @@ def write_results(path: Path, args: argparse.Namespace) -> None:
                 + (f"{m['outside_support']:.1%} | {m['auc_in_support']:.3f} | " if cut else "")
                 + " | ".join(_w1(m["wasserstein"][k], k) for k in keys)
                 + f" | {t_train:.0f} | {t_sample:.0f} |")
+        if kept:
+            lines += ["", "† Row kept from the previous run of this script: that model was not re-run (`--models`)."]
         lines.append("")
     path.write_text("\n".join(lines) + analysis)
+
+
+def _previous_rows(old: str, target: str, rerun: set[str]) -> dict[str, str]:
+    """Table rows of ``target`` in the previous results (models not in ``rerun``), marked with †."""
+    if f"## {target}\n" not in old:
+        return {}
+    section = old.split(f"## {target}\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 2 and cells[1].rstrip(" †") in MODELS and cells[1].rstrip(" †") not in rerun:
+            name = cells[1].rstrip(" †")
+            rows[name] = line.replace(f"| {cells[1]} |", f"| {name} † |", 1)
+    return rows
 
 
 if __name__ == "__main__":
