@@ -38,14 +38,14 @@ def time_training(model: GenerativeModel, events: torch.Tensor, batch_size: int,
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(steps):
-            index = torch.randint(0, len(events), (batch_size,), generator=gen)
+            index = torch.randint(0, len(data["k" if "k" in data else "x0"]), (batch_size,), generator=gen)
             loss = model.process.loss(model.net, {k: v[index] for k, v in data.items()}, gen)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         per_step.append((time.perf_counter() - start) / steps)
-    # one epoch preparation is shared by len(events) / batch_size steps
-    return statistics.median(per_step) + prepare * batch_size / len(events)
+    # one epoch preparation is shared by items_per_event * len(events) / batch_size steps
+    return statistics.median(per_step) + prepare * batch_size / (len(events) * model.process.items_per_event)
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ def test_data_uniform_writes_events_and_attributes(tmp_path):
     assert attrs["lipsgen_version"] == lipsgen.__version__
     events, _ = read_events_h5(out)
     lipsgen.validation.check_events(events, sqrt_s=91.2, cm_rtol=1e-12, mass_rtol=1e-12)
-    expected = torch.cat(list(lipsgen.targets.Uniform(4, 91.2).stream(1000, seed=9, chunk_size=300)))
+    expected = torch.cat(list(lipsgen.targets.Uniform(4, sqrt_s=91.2).stream(1000, seed=9, chunk_size=300)))
     assert torch.equal(events, expected)
     assert not [p for p in tmp_path.iterdir() if p.name != "u.h5"]  # no temporary left behind
 

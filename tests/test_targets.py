@@ -218,3 +218,17 @@ def test_support_masks():
     y = scaled_pair_invariants(looser)
     assert torch.equal(inside, (y + torch.eye(3, dtype=y.dtype)).flatten(1).min(dim=1).values > 1e-3)
     assert bool(MuonDecay().in_support(MuonDecay().sample(10, seed=1)).all())
+
+
+@pytest.mark.parametrize("target", [QQG(ycut=1e-3), MuonDecay()])
+def test_densities_refuse_events_that_are_not_the_targets(target):
+    good = target.sample(5, seed=1)
+    assert torch.isfinite(target.log_density(good)).all()
+    with pytest.raises(ValueError, match="events have 10 particles, the target has 3"):
+        target.log_density(lipsgen.uniform_phase_space(5, 10, seed=1))
+    bad = good.clone()
+    bad[2, 1, 3] = float("nan")
+    with pytest.raises(ValueError, match="event 2, particle 1 has a NaN"):
+        target.log_density(bad)
+    with pytest.raises(ValueError, match="expected shape"):
+        target.log_density(good[..., :3])

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import positive_float
+from .options import add_force_option, check_output, positive_float
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -26,13 +26,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="relative tolerance on |E - |p|| (default 1e-6)")
     parser.add_argument("--cm-rtol", type=positive_float, default=1e-6,
                         help="relative tolerance on total energy and momentum (default 1e-6)")
+    add_force_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..io import load_events, write_events
-    if args.input.resolve() == args.output.resolve():
-        raise ValueError(f"{args.output}: output would overwrite the input")
+    check_output(args.output, inputs=[args.input], force=args.force)
     events, attributes = load_events(args.input, sqrt_s=args.sqrt_s, to_cm=args.to_cm,
                                      mass_rtol=args.mass_rtol, cm_rtol=args.cm_rtol)
     attributes = {**attributes, "source": str(args.input), "boosted_to_cm": bool(args.to_cm)}

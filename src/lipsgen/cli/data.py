@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..catalogue import DEFAULT_CHUNK_SIZE, TARGET_HELP, TARGET_OPTIONS
-from .options import non_negative_int, particle_count, positive_float, positive_int
+from .options import add_force_option, check_output, non_negative_int, particle_count, positive_float, positive_int
 
 # target parameter -> (flag, type, help)
 _OPTIONS = {
@@ -31,7 +31,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             sub.add_argument(flag, dest=key, type=kind, required=default is None, default=default,
                              help=text + (" (required)" if default is None else f" (default {default:g})"))
         sub.add_argument("--events", type=positive_int, required=True, help="number of events")
-        sub.add_argument("--out", type=Path, required=True, help="output HDF5 file")
+        sub.add_argument("--out", type=Path, required=True, help="output event file (.h5, .npz, .lhe, .lhe.gz)")
+        add_force_option(sub)
         sub.add_argument("--seed", type=non_negative_int, default=None,
                          help="random seed (default: fresh, recorded in the file)")
         sub.add_argument("--sqrt-s", type=positive_float, default=1.0,
@@ -49,17 +50,25 @@ def target_parameters(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..io import event_format, write_events
     from ..io.hdf5 import write_events_h5
     from ..random import fresh_seed
     from ..targets import make_target
+    fmt = event_format(args.out)
+    check_output(args.out, force=args.force)
     target = make_target(args.target, **target_parameters(args))
     seed = fresh_seed() if args.seed is None else args.seed
     attributes = {"target": target.name, "seed": seed, "permuted": args.permute,
                   "n_particles": target.n_particles, **target.parameters()}
     start = time.perf_counter()
     chunks = target.stream(args.events, seed=seed, chunk_size=args.chunk_size, permute=args.permute)
-    write_events_h5(args.out, chunks, n_events=args.events, n_particles=target.n_particles,
-                    attributes=attributes)
+    if fmt == "hdf5":
+        write_events_h5(args.out, chunks, n_events=args.events, n_particles=target.n_particles,
+                        attributes=attributes)
+    else:
+        write_events(args.out, torch.cat(list(chunks)), attributes)
     elapsed = time.perf_counter() - start
     print(f"wrote {args.events} {target.name} events ({target.n_particles} particles, seed {seed}) "
           f"to {args.out} in {elapsed:.1f} s", file=sys.stderr)

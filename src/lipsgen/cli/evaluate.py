@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import non_negative_int, positive_int
+from .options import add_force_option, non_negative_int, positive_int
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--samples", type=Path, action="append", default=[], help="sample file (repeatable)")
     parser.add_argument("--trajectory", type=Path, default=None, help="sample file with a trajectory")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    add_force_option(parser)
     parser.add_argument("--batches", type=positive_int, default=5, help="batches for W1 spread (default 5)")
     parser.add_argument("--max-events", type=positive_int, default=None, help="events used per sample")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="classifier seed")
@@ -31,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import EvaluationInputs, evaluate
     if not args.samples and args.trajectory is None:
         raise ValueError("give at least one --samples FILE or a --trajectory FILE")
+    if (args.out / "metrics.json").exists() and not args.force:
+        raise FileExistsError(f"{args.out} already holds a report; pass --force to replace it")
     metrics = evaluate(EvaluationInputs(args.truth, list(args.samples), args.trajectory), args.out,
                        n_batches=args.batches, seed=args.seed, max_events=args.max_events)
     print(f"classifier floor (truth vs truth) AUC {metrics['floor_auc']:.3f}", file=sys.stderr)

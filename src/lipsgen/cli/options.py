@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Iterable
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -41,3 +43,17 @@ def positive_float(text: str) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
     return value
+
+
+def add_force_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+
+
+def check_output(out: Path, *, inputs: Iterable[Path | None] = (), force: bool = False) -> None:
+    """Refuse to write over an input of the same command, or over an existing output without
+    ``--force``: nothing a user made is lost by a slip of the command line."""
+    for source in inputs:
+        if source is not None and Path(source).exists() and out.exists() and out.resolve() == Path(source).resolve():
+            raise FileExistsError(f"{out}: is also an input of this command; choose another output")
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} already exists; pass --force to overwrite it")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-from .options import non_negative_int, positive_float, positive_int
+from .options import add_force_option, check_output, non_negative_int, positive_float, positive_int
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -18,7 +19,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("checkpoint", type=Path, help="model checkpoint (OUT/model.pt of lipsgen train)")
     parser.add_argument("--events", type=positive_int, required=True, help="number of events")
-    parser.add_argument("--out", type=Path, required=True, help="output HDF5 file")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output event file (.h5; .npz, .lhe or .lhe.gz without --trajectory)")
+    add_force_option(parser)
     parser.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: the model's)")
     parser.add_argument("--solver", default=None, help="sde, euler, heun or langevin (default: the model's)")
     parser.add_argument("--trajectory", type=non_negative_int, default=0,
@@ -34,10 +37,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import read_attributes_h5
+    from ..io import event_format, read_attributes_h5, read_events, write_events
     from ..sampling import sample_to_file
     from ..targets import target_from_attributes
     from ..training import CheckpointError, load_model
+    check_output(args.out, inputs=[args.checkpoint, args.from_data], force=args.force)
+    fmt = event_format(args.out)
+    if fmt != "hdf5" and args.trajectory:
+        raise ValueError(f"{args.out}: trajectories are stored in HDF5 files only; write to a .h5 file")
     model, state = load_model(args.checkpoint, args.device)
     support, extra = None, {"checkpoint": str(args.checkpoint)}
     if args.apply_cuts:
@@ -47,10 +54,18 @@ def run(args: argparse.Namespace) -> int:
         target = target_from_attributes(state["data"])
         support, extra["cuts"] = target.in_support, json.dumps(target.parameters())
     start = time.perf_counter()
-    sample_to_file(model, args.events, args.out, steps=args.steps, solver=args.solver, seed=args.seed,
-                   trajectory=args.trajectory, from_data=args.from_data, t=args.t, batch_size=args.batch_size,
-                   attributes=extra, support=support)
-    attrs = read_attributes_h5(args.out)
+    # other formats: sample into HDF5 beside the output, then convert (atomically, like every write)
+    h5_out = args.out if fmt == "hdf5" else args.out.with_name(f".{args.out.name}.{os.getpid()}.h5")
+    try:
+        sample_to_file(model, args.events, h5_out, steps=args.steps, solver=args.solver, seed=args.seed,
+                       trajectory=args.trajectory, from_data=args.from_data, t=args.t,
+                       batch_size=args.batch_size, attributes=extra, support=support)
+        attrs = read_attributes_h5(h5_out)
+        if fmt != "hdf5":
+            write_events(args.out, read_events(h5_out)[0], attrs)
+    finally:
+        if h5_out != args.out:
+            h5_out.unlink(missing_ok=True)
     if args.apply_cuts:
         print(f"{attrs['support_acceptance']:.1%} of sampled events passed the {target.name} cuts "
               f"{extra['cuts']}", file=sys.stderr)

@@ -155,7 +155,7 @@ def rambo_map_components(
     return RamboResult(p, b, x)
 
 
-def rambo_map(q: Tensor, sqrt_s: float = 1.0) -> RamboResult:
+def rambo_map(q: Tensor, *, sqrt_s: float = 1.0) -> RamboResult:
     """Map q (n, N, 3) onto massless phase space at ``sqrt_s``; returns ``(p, b, x)``.
 
     ``p`` (n, N, 4) satisfies ``sum_i p_i = (sqrt_s, 0, 0, 0)`` to rounding for any finite q that
@@ -226,7 +226,7 @@ def sample_fibre(
     return b_abs.unsqueeze(-1) * direction, sqrt_s / mass
 
 
-def fixed_embedding_x(n_particles: int, sqrt_s: float = 1.0) -> float:
+def fixed_embedding_x(n_particles: int, *, sqrt_s: float = 1.0) -> float:
     """Scale of the reference code's fixed embedding (b = 0).
 
     The paper's values (0.15 for N = 3, 0.0846 for N = 10) at sqrt_s = 1; other N use
@@ -260,13 +260,13 @@ def lift_to_qspace(
                             device=events.device)
         return inverse_rambo_map(events, b, x)
     if mode == "fixed":
-        scale = fixed_embedding_x(n_particles, sqrt_s) if fixed_x is None else fixed_x
+        scale = fixed_embedding_x(n_particles, sqrt_s=sqrt_s) if fixed_x is None else fixed_x
         check_positive(scale, "fixed_x")
         return events[..., 1:] / scale
     raise ValueError(f"mode must be 'exact' or 'fixed', got {mode!r}")
 
 
-def to_cm_frame(events: Tensor, sqrt_s: float = 1.0, *, mass_rtol: float | None = None) -> Tensor:
+def to_cm_frame(events: Tensor, *, sqrt_s: float = 1.0, mass_rtol: float | None = None) -> Tensor:
     """Boost massless events (n, N, 4) to their CM frame and rescale the total energy to ``sqrt_s``.
 
     Energies are reset to ``|p|`` first (within ``mass_rtol`` they already are). No rotation is
@@ -274,4 +274,4 @@ def to_cm_frame(events: Tensor, sqrt_s: float = 1.0, *, mass_rtol: float | None 
     """
     check_events(events, mass_rtol=mass_rtol)
     check_positive(sqrt_s, "sqrt_s")
-    return rambo_map(events[..., 1:].contiguous(), sqrt_s).p
+    return rambo_map(events[..., 1:].contiguous(), sqrt_s=sqrt_s).p

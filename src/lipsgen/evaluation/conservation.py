@@ -32,14 +32,14 @@ def _absolute_violations(events: Tensor, sqrt_s: float) -> tuple[Tensor, Tensor,
     return (total[..., 0] - sqrt_s).abs(), torch.linalg.vector_norm(total[..., 1:], dim=-1), median
 
 
-def event_violations(events: Tensor, sqrt_s: float = 1.0) -> tuple[Tensor, Tensor]:
+def event_violations(events: Tensor, *, sqrt_s: float = 1.0) -> tuple[Tensor, Tensor]:
     """Per-event ``|sum_i E_i - sqrt_s| / median_i E_i`` and ``|sum_i p_i| / median_i E_i``, each
     of shape (...,) for events (..., N, 4): what the conservation metric averages."""
     energy, momentum, median = _absolute_violations(events, sqrt_s)
     return energy / median, momentum / median
 
 
-def conservation_metric(events: Tensor, sqrt_s: float = 1.0) -> ConservationMetric:
+def conservation_metric(events: Tensor, *, sqrt_s: float = 1.0) -> ConservationMetric:
     """Conservation metric of events (..., n, N, 4); leading axes (e.g. trajectory steps) are
     averaged over too."""
     energy, momentum, median = _absolute_violations(events, sqrt_s)

@@ -118,6 +118,8 @@ def evaluate(
     and report.html into ``out_dir``; return the metrics."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob("*.png"), *(out / name for name in ("report.md", "report.html", "metrics.json"))]:
+        stale.unlink(missing_ok=True)  # an earlier report's pictures must not outlive it
     truth, t_attrs = read_events(inputs.truth)
     sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
     check_events(truth, str(inputs.truth), sqrt_s=sqrt_s, cm_rtol=1e-6, mass_rtol=1e-6)
@@ -136,7 +138,7 @@ def evaluate(
         "truth": str(inputs.truth), "target": target, "n_particles": n_particles, "labelled": labelled,
         "n_truth": int(len(truth)), "batches": n_batches,
         "floor_auc": classifier_auc(feature_matrix(ind_obs), ref_features, seed),
-        "truth_conservation": conservation_metric(truth, sqrt_s).as_dict(),
+        "truth_conservation": conservation_metric(truth, sqrt_s=sqrt_s).as_dict(),
         "samples": {},
     }
     plots: list[str] = []
@@ -157,15 +159,15 @@ def evaluate(
             "path": str(path), "n_events": int(len(events)), "model": attributes.get("model"),
             "exact": bool(attributes.get("exact", True)),
             "auc": auc,
-            "conservation": conservation_metric(events, sqrt_s).as_dict(),
+            "conservation": conservation_metric(events, sqrt_s=sqrt_s).as_dict(),
             **_support_metrics(features, _inside_support(observables), auc, ref_features, seed),
             "wasserstein": {o.name: wasserstein_batches(r.values[np.isfinite(r.values)],
                                                          o.values[np.isfinite(o.values)], n_batches)
                             for r, o in zip(ref_obs, observables)},
         }
     if sample_obs:
-        violations = {name: _as_numpy(event_violations(ev, sqrt_s)) for name, ev in sample_events.items()}
-        conservation_histograms(_as_numpy(event_violations(reference, sqrt_s)), violations,
+        violations = {name: _as_numpy(event_violations(ev, sqrt_s=sqrt_s)) for name, ev in sample_events.items()}
+        conservation_histograms(_as_numpy(event_violations(reference, sqrt_s=sqrt_s)), violations,
                                 out / "conservation.png")
         plots.append("conservation.png")
         t_cos, t_w = eec_pairs(reference)
@@ -210,7 +212,7 @@ def _evaluate_trajectory(path, out, reference, ref_obs, target, labelled, names,
     sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
     result = {
         "path": str(path), "times": times.tolist(),
-        "conservation": [conservation_metric(s, sqrt_s).as_dict() for s in states],
+        "conservation": [conservation_metric(s, sqrt_s=sqrt_s).as_dict() for s in states],
         "wasserstein": {o.name: [wasserstein_batches(o.values[np.isfinite(o.values)],
                                                       obs[k].values[np.isfinite(obs[k].values)], 1)[0]
                                  for obs in per_state]

@@ -89,7 +89,7 @@ def load_events(
     cm_rtol = 1e-6 if cm_rtol is None else cm_rtol
     try:
         if to_cm:
-            events = to_cm_frame(events, energy, mass_rtol=mass_rtol)
+            events = to_cm_frame(events, sqrt_s=energy, mass_rtol=mass_rtol)
         else:
             check_events(events, sqrt_s=energy, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
     except ValueError as err:

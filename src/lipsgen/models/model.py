@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..catalogue import MODEL_KINDS, Backbone, Divergence, Drift, Lift, LossWeight, ReverseVariance, TimeLaw
+from ..random import make_generator
 from .networks import MLPBackbone, TransformerBackbone
 from .processes import FlowMatching, LangevinDiffusion, Process, VPDiffusion
 from .spaces import Space, make_space
@@ -157,16 +158,18 @@ class GenerativeModel(nn.Module):
         self,
         n_events: int,
         *,
-        generator: torch.Generator,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
         steps: int | None = None,
         solver: str | None = None,
         trajectory: int = 0,
         start: Tensor | None = None,
         t_start: float = 1.0,
     ) -> SampleOutput:
-        """Draw events; ``trajectory = K`` also records K evenly spaced states of every run;
-        ``start`` (n, N, 3) replaces the prior draw for partial runs at ``t_start``."""
+        """Draw events with ``seed`` or ``generator``; ``trajectory = K`` also records K evenly spaced
+        states of every run; ``start`` (n, N, 3) replaces the prior draw for partial runs at ``t_start``."""
         device = next(self.net.parameters()).device
+        generator = make_generator(seed, generator, device)
         steps = self.process.default_steps if steps is None else steps
         solver = self.process.solvers[0] if solver is None else solver
         x = self.noise_prior(n_events, generator, device) if start is None else start.to(device)

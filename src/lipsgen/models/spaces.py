@@ -57,7 +57,7 @@ class QSpace(Space):
         return q.float()
 
     def decode(self, x: Tensor) -> Tensor:
-        return rambo_map(x.detach().to(torch.float64), self.sqrt_s).p
+        return rambo_map(x.detach().to(torch.float64), sqrt_s=self.sqrt_s).p
 
     def prior(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         return sample_prior(n, self.n_particles, generator=generator, dtype=torch.float32, device=device)
@@ -71,7 +71,7 @@ class ZSpace(Space):
         return q_to_z(q).float()
 
     def decode(self, x: Tensor) -> Tensor:
-        return rambo_map(z_to_q(x.detach().to(torch.float64)), self.sqrt_s).p
+        return rambo_map(z_to_q(x.detach().to(torch.float64)), sqrt_s=self.sqrt_s).p
 
 
 class PSpace(Space):

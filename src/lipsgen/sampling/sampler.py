@@ -15,7 +15,7 @@ from ..errors import CutsNotLearnedError
 from ..evaluation.conservation import conservation_metric
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
-from ..io.formats import load_events
+from ..io.formats import event_format, load_events
 from ..models.model import GenerativeModel
 from ..progress import progress_bar
 from ..training.trainer import derived_generator
@@ -71,6 +71,8 @@ def sample_to_file(
     ``support`` (e.g. ``target.in_support``) maps events (n, N, 4) to a mask (n,): runs ending
     outside it are rejected and replaced, as a generator applies its generation cuts; the accepted
     fraction is stored as the attribute ``support_acceptance``."""
+    if event_format(out) != "hdf5":
+        raise ValueError(f"{out}: sample_to_file writes HDF5 (.h5); convert with lipsgen.io.write_events")
     if (from_data is None) != (t is None):
         raise ValueError("a partial run needs both from_data and t")
     if support is not None and from_data is not None:
@@ -136,7 +138,7 @@ def sample_to_file(
                 bar.update(kept)
         if support is not None:
             f.attrs["support_acceptance"] = passed / proposed
-        metric = conservation_metric(torch.from_numpy(momenta[...]), config.sqrt_s)
+        metric = conservation_metric(torch.from_numpy(momenta[...]), sqrt_s=config.sqrt_s)
         for key, value in metric.as_dict().items():
             f.attrs[f"conservation_{key}"] = value
     return path

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..catalogue import DEFAULT_CHUNK_SIZE
 from ..random import make_generator
+from ..validation import check_events
 
 __all__ = ["Target", "DEFAULT_CHUNK_SIZE", "fill_by_rejection", "random_permutations"]
 
@@ -60,7 +61,7 @@ class Target(ABC):
             return cls.particle_ids
         return (cls.particle_id,) * n_particles
 
-    def __init__(self, n_particles: int, sqrt_s: float = 1.0) -> None:
+    def __init__(self, n_particles: int, *, sqrt_s: float = 1.0) -> None:
         if not isinstance(n_particles, int) or n_particles < 2:
             raise ValueError(f"{self.name}: n_particles must be an integer >= 2, got {n_particles!r}")
         if not (isinstance(sqrt_s, (int, float)) and 0 < sqrt_s < float("inf")):
@@ -73,6 +74,15 @@ class Target(ABC):
         self, n_events: int, generator: torch.Generator, dtype: torch.dtype, device: torch.device
     ) -> Tensor:
         """Draw ``n_events`` events (n_events, n_particles, 4) with ``generator``."""
+
+    def check_shape(self, events: Tensor) -> Tensor:
+        """Refuse events that cannot be this target's: not (n, N, 4) with N = ``n_particles``, NaN or
+        infinite components, negative energies (names the first bad event). Kinematics are not
+        checked here, so densities can be evaluated on the (rescaled) output of non-exact models."""
+        check_events(events, massless=False)
+        if events.shape[1] != self.n_particles:
+            raise ValueError(f"{self.name}: events have {events.shape[1]} particles, the target has {self.n_particles}")
+        return events
 
     def log_density(self, events: Tensor) -> Tensor:
         """Log-density (n,) on phase space, where known in closed form (see ``density_normalised``)."""

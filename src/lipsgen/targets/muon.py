@@ -29,11 +29,10 @@ class MuonDecay(Target):
     particle_ids = (11, 14, -12)  # e-, nu_mu, anti-nu_e
     labelled = True
     density_normalised = True
-    particle_names = ("e-", "nu_mu", "anti-nu_e")
 
-    def __init__(self, sqrt_s: float = 1.0) -> None:
-        super().__init__(3, sqrt_s)
-        self._uniform = Uniform(3, sqrt_s)
+    def __init__(self, *, sqrt_s: float = 1.0) -> None:
+        super().__init__(3, sqrt_s=sqrt_s)
+        self._uniform = Uniform(3, sqrt_s=sqrt_s)
 
     def parameters(self) -> dict:
         return {"sqrt_s": self.sqrt_s}
@@ -50,7 +49,7 @@ class MuonDecay(Target):
         ``∫ w dPhi = w_max * E_uniform[w / w_max] * V_3 = w_max * (2/3) * V_3``.
         """
         volume = dalitz_jacobian(self.sqrt_s) / 2
-        return torch.log(self.weight(events)) - math.log(2 / 3 * volume)
+        return torch.log(self.weight(self.check_shape(events))) - math.log(2 / 3 * volume)
 
     def sample_chunk(self, n_events, generator, dtype, device) -> Tensor:
         def draw_accepted(need: int) -> Tensor:

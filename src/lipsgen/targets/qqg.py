@@ -34,10 +34,9 @@ class QQG(Target):
     labelled = True
     density_normalised = True
     singular = True
-    particle_names = ("d", "d~", "g")
 
-    def __init__(self, ycut: float = 1e-3, sqrt_s: float = 1.0) -> None:
-        super().__init__(3, sqrt_s)
+    def __init__(self, ycut: float = 1e-3, *, sqrt_s: float = 1.0) -> None:
+        super().__init__(3, sqrt_s=sqrt_s)
         if not (isinstance(ycut, (int, float)) and 0 < ycut < 1 / 3):
             raise ValueError(f"qqg: ycut must be a number in (0, 1/3), got {ycut!r}")
         self.ycut = float(ycut)
@@ -68,12 +67,12 @@ class QQG(Target):
 
     def in_support(self, events: Tensor) -> Tensor:
         """Mask (n,): ``min_ij y_ij > ycut`` for events (n, 3, 4)."""
-        y = scaled_pair_invariants(events, self.sqrt_s)
+        y = scaled_pair_invariants(self.check_shape(events), self.sqrt_s)
         return torch.stack([y[:, 0, 1], y[:, 0, 2], y[:, 1, 2]], dim=1).min(dim=1).values > self.ycut
 
     def log_density(self, events: Tensor) -> Tensor:
         """Normalised log-density on phase space (measure of docs/design.md, Conventions); -inf outside the cut."""
-        y = scaled_pair_invariants(events, self.sqrt_s)
+        y = scaled_pair_invariants(self.check_shape(events), self.sqrt_s)
         density = self.dalitz_density(y[:, 1, 2], y[:, 0, 2])
         return torch.log(density) - math.log(dalitz_jacobian(self.sqrt_s))
 

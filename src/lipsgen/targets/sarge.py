@@ -59,9 +59,9 @@ class Sarge(Target):
     labelled = False
     singular = True
 
-    def __init__(self, n_particles: int = 10, xi_max: float = 30.0, sqrt_s: float = 1.0,
-                 *, shuffle: bool = True) -> None:
-        super().__init__(n_particles, sqrt_s)
+    def __init__(self, n_particles: int = 10, xi_max: float = 30.0, *, sqrt_s: float = 1.0,
+                 shuffle: bool = True) -> None:
+        super().__init__(n_particles, sqrt_s=sqrt_s)
         if n_particles < 3:
             raise ValueError(f"sarge: needs at least 3 particles, got {n_particles}")
         if not (isinstance(xi_max, (int, float)) and 1 < xi_max < float("inf")):
@@ -87,5 +87,5 @@ class Sarge(Target):
             chain.append(antenna(chain[-1], last, xi1, xi2, 2 * math.pi * r[2]))
         chain.append(last)
         q = torch.stack(chain, dim=1)[..., 1:]
-        events = rambo_map(q, self.sqrt_s).p
+        events = rambo_map(q, sqrt_s=self.sqrt_s).p
         return random_permutations(events, generator) if self.shuffle else events

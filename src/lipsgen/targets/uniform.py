@@ -42,7 +42,7 @@ class Uniform(Target):
     def log_density(self, events: Tensor) -> Tensor:
         """``log(1 / V_N)`` per event, shape (n,)."""
         value = -torch.log(torch.tensor(phase_space_volume(self.n_particles, self.sqrt_s)))
-        return value.to(events).expand(events.shape[0])
+        return value.to(events).expand(self.check_shape(events).shape[0])
 
 
 def uniform_phase_space(
@@ -61,5 +61,5 @@ def uniform_phase_space(
     """
     if not isinstance(n_events, int) or n_events < 0:
         raise ValueError(f"n_events must be a non-negative integer, got {n_events!r}")
-    target = Uniform(n_particles, sqrt_s)
+    target = Uniform(n_particles, sqrt_s=sqrt_s)
     return target.sample(n_events, seed=seed, generator=generator, dtype=dtype, device=device)

@@ -1,0 +1,90 @@
+"""Outputs: the suffix decides the format, nothing is overwritten without --force, inputs never."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import run_cli
+from lipsgen.io import read_events, write_events
+from lipsgen.targets import MuonDecay
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    data = folder / "muon.h5"
+    write_events(data, MuonDecay().sample(300, seed=1), {"target": "muon", "sqrt_s": 1.0, "n_particles": 3})
+    assert run_cli("train", "--data", str(data), "--model", "fm-z", "--max-steps", "2",
+                   "--out", str(folder / "run")).returncode == 0
+    return data, folder / "run" / "model.pt"
+
+
+@pytest.mark.parametrize("suffix", [".lhe", ".lhe.gz", ".npz", ".h5"])
+def test_data_writes_the_format_its_suffix_names(tmp_path, suffix):
+    out = tmp_path / f"m{suffix}"
+    assert run_cli("data", "muon", "--events", "40", "--out", str(out), "--seed", "4").returncode == 0
+    events, attributes = read_events(out)
+    assert torch.equal(events, MuonDecay().sample(40, seed=4))
+    assert attributes["target"] == "muon" and attributes["seed"] == 4
+
+
+def test_unknown_suffixes_are_refused_before_any_work(tmp_path):
+    result = run_cli("data", "muon", "--events", "40", "--out", str(tmp_path / "m.txt"))
+    assert result.returncode == 1 and "unknown event-file type" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("suffix", [".lhe", ".npz"])
+def test_sample_writes_the_format_its_suffix_names(tmp_path, trained, suffix):
+    _, model = trained
+    out = tmp_path / f"s{suffix}"
+    assert run_cli("sample", str(model), "--events", "30", "--out", str(out), "--seed", "2").returncode == 0
+    reference = tmp_path / "s.h5"
+    assert run_cli("sample", str(model), "--events", "30", "--out", str(reference), "--seed", "2").returncode == 0
+    events, attributes = read_events(out)
+    assert torch.equal(events, read_events(tmp_path / "s.h5")[0])
+    assert attributes["model"] == "fm-z" and attributes["target"] == "muon"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, "s.h5"])  # no temporary left
+    result = run_cli("sample", str(model), "--events", "3", "--out", str(tmp_path / "t.lhe"), "--trajectory", "2")
+    assert result.returncode == 1 and "HDF5 files only" in result.stderr
+
+
+def test_existing_outputs_need_force(tmp_path, trained):
+    data, model = trained
+    out = tmp_path / "x.h5"
+    out.write_bytes(b"precious")
+    for args in (["data", "muon", "--events", "5"], ["sample", str(model), "--events", "5"],
+                 ["convert", str(data)]):
+        command = args + ([str(out)] if args[0] == "convert" else ["--out", str(out)])
+        result = run_cli(*command)
+        assert result.returncode == 1 and "already exists; pass --force" in result.stderr, args
+        assert out.read_bytes() == b"precious"
+        assert run_cli(*command, "--force").returncode == 0
+        out.write_bytes(b"precious")
+
+
+def test_inputs_are_never_overwritten(tmp_path, trained):
+    data, model = trained
+    before = model.read_bytes(), data.read_bytes()
+    for args in (["sample", str(model), "--events", "5", "--out", str(model), "--force"],
+                 ["sample", str(model), "--events", "5", "--from-data", str(data), "--t", "0.5", "--out", str(data),
+                  "--force"],
+                 ["convert", str(data), str(data), "--force"]):
+        result = run_cli(*args)
+        assert result.returncode == 1 and "is also an input of this command" in result.stderr, args
+    assert (model.read_bytes(), data.read_bytes()) == before
+
+
+def test_evaluate_replaces_a_report_only_with_force_and_leaves_no_stale_pictures(tmp_path):
+    truth, samples = tmp_path / "t.h5", tmp_path / "s.h5"
+    write_events(truth, MuonDecay().sample(400, seed=1), {"target": "muon", "sqrt_s": 1.0})
+    write_events(samples, MuonDecay().sample(400, seed=2), {"target": "muon", "sqrt_s": 1.0})
+    report = tmp_path / "report"
+    args = ["evaluate", "--truth", str(truth), "--samples", str(samples), "--out", str(report), "--batches", "2"]
+    assert run_cli(*args).returncode == 0
+    (report / "trajectory_x_1.png").write_bytes(b"old picture")
+    result = run_cli(*args)
+    assert result.returncode == 1 and "already holds a report; pass --force" in result.stderr
+    assert run_cli(*args, "--force").returncode == 0
+    assert not (report / "trajectory_x_1.png").exists() and (report / "metrics.json").exists()
