@@ -49,6 +49,8 @@ def test_seed_is_recorded_when_not_given(tmp_path):
         (["data", "uniform", "--particles", "3", "--events", "5", "--seed", "-2"], "non-negative"),
         (["data", "uniform", "--particles", "3", "--events", "5", "--bogus"], "unrecognized arguments"),
         (["data", "nosuch"], "invalid choice"),
+        (["data", "uniform", "--particles", "3", "--events", "5", "--seed", "99999999999999999999999"],
+         "a seed must be below 2^63"),
     ],
 )
 def test_bad_options_are_refused(tmp_path, args, message):

@@ -150,13 +150,18 @@ def test_trajectory_evaluation(tmp_path):
     assert main(["evaluate", "--truth", str(truth), "--trajectory", str(no_traj), "--out", str(tmp_path / "p")]) == 1
 
 
-def test_mismatched_inputs_are_refused(tmp_path):
+def test_mismatched_inputs_are_refused_or_flagged(tmp_path):
     truth = tmp_path / "truth.h5"
     write_events(truth, MuonDecay().sample(500, seed=1), {"target": "muon", "sqrt_s": 1.0})
-    other = tmp_path / "qqg.h5"
-    write_events(other, QQG(1e-2).sample(500, seed=1), {"target": "qqg", "sqrt_s": 1.0})
-    with pytest.raises(EventFileError, match="target 'qqg', the truth is 'muon'"):
-        evaluate(EvaluationInputs(truth, [other]), tmp_path / "o")
+    other = tmp_path / "uniform.h5"
+    write_events(other, lipsgen.uniform_phase_space(500, 3, seed=1), {"target": "uniform", "sqrt_s": 1.0})
+    with pytest.warns(UserWarning, match="target 'uniform', the truth is 'muon'; comparing anyway"):
+        metrics = evaluate(EvaluationInputs(truth, [other]), tmp_path / "u", n_batches=2)
+    assert 0 <= metrics["samples"]["uniform"]["auc"] <= 1  # evaluated, not refused
+    empty = tmp_path / "empty.h5"
+    write_events(empty, MuonDecay().sample(0, seed=1), {"target": "muon", "sqrt_s": 1.0})
+    with pytest.raises(EventFileError, match="0 events; need at least 2"):
+        evaluate(EvaluationInputs(truth, [empty]), tmp_path / "e")
     four = tmp_path / "four.h5"
     write_events(four, lipsgen.uniform_phase_space(500, 4, seed=1), {"target": "uniform", "sqrt_s": 1.0})
     with pytest.raises(EventFileError, match="4 particles, the truth has 3"):

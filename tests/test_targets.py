@@ -232,3 +232,10 @@ def test_densities_refuse_events_that_are_not_the_targets(target):
         target.log_density(bad)
     with pytest.raises(ValueError, match="expected shape"):
         target.log_density(good[..., :3])
+
+
+def test_rejection_with_vanishing_acceptance_fails_fast_or_adapts():
+    events = QQG(ycut=0.333).sample(10, seed=1)  # acceptance ~1e-6: adaptive rounds, about a second
+    assert bool(QQG(ycut=0.333).in_support(events).all())
+    with pytest.raises(ValueError, match="accepted 0 of .* proposals; these parameters leave almost no phase"):
+        QQG(ycut=0.3333).sample(10, seed=1)  # ~1e-8: refused after 1e7 proposals

@@ -8,7 +8,14 @@ import time
 from pathlib import Path
 
 from ..catalogue import DEFAULT_CHUNK_SIZE, TARGET_HELP, TARGET_OPTIONS
-from .options import add_force_option, check_output, non_negative_int, particle_count, positive_float, positive_int
+from .options import (
+    add_force_option,
+    check_output,
+    particle_count,
+    positive_float,
+    positive_int,
+    seed_value,
+)
 
 # target parameter -> (flag, type, help)
 _OPTIONS = {
@@ -33,7 +40,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         sub.add_argument("--events", type=positive_int, required=True, help="number of events")
         sub.add_argument("--out", type=Path, required=True, help="output event file (.h5, .npz, .lhe, .lhe.gz)")
         add_force_option(sub)
-        sub.add_argument("--seed", type=non_negative_int, default=None,
+        sub.add_argument("--seed", type=seed_value, default=None,
                          help="random seed (default: fresh, recorded in the file)")
         sub.add_argument("--sqrt-s", type=positive_float, default=1.0,
                          help="total energy sqrt_s, in any unit; events are written in that unit (default 1)")

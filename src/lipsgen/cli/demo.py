@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .options import non_negative_int, positive_int
+from .options import positive_int, seed_value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--events", type=positive_int, default=100_000, help="training events (default 100000)")
     parser.add_argument("--samples", type=positive_int, default=20_000, help="events to sample (default 20000)")
     parser.add_argument("--max-steps", type=positive_int, default=None, help="cap on optimiser steps")
-    parser.add_argument("--seed", type=non_negative_int, default=2604, help="random seed (default 2604)")
+    parser.add_argument("--seed", type=seed_value, default=2604, help="random seed (default 2604)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.set_defaults(run=run)
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import add_force_option, non_negative_int, positive_int
+from .options import add_force_option, positive_int, seed_value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_force_option(parser)
     parser.add_argument("--batches", type=positive_int, default=5, help="batches for W1 spread (default 5)")
     parser.add_argument("--max-events", type=positive_int, default=None, help="events used per sample")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="classifier seed")
+    parser.add_argument("--seed", type=seed_value, default=0, help="classifier seed")
     parser.set_defaults(run=run)
 
 

@@ -28,6 +28,14 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def seed_value(text: str) -> int:
+    """A random seed: an integer in [0, 2^63), what every generator and event file can hold."""
+    value = non_negative_int(text)
+    if value >= 2**63:
+        raise argparse.ArgumentTypeError(f"a seed must be below 2^63, got {text!r}")
+    return value
+
+
 def particle_count(text: str) -> int:
     value = positive_int(text)
     if value < 2:

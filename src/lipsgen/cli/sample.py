@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .options import add_force_option, check_output, non_negative_int, positive_float, positive_int
+from .options import add_force_option, check_output, non_negative_int, positive_float, positive_int, seed_value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--t", type=positive_float, default=None, help="...noised to this time in (0, 1]")
     parser.add_argument("--apply-cuts", action="store_true",
                         help="reject and replace events outside the training target's cuts (qqg: min y_ij > ycut)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     parser.add_argument("--batch-size", type=positive_int, default=10_000, help="events per sampling batch")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.set_defaults(run=run)

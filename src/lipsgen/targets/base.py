@@ -25,15 +25,35 @@ def random_permutations(events: Tensor, generator: torch.Generator) -> Tensor:
     return events.gather(1, order.unsqueeze(-1).expand(-1, -1, events.shape[-1]))
 
 
-def fill_by_rejection(n_events: int, draw_accepted: Callable[[int], Tensor]) -> Tensor:
-    """Call ``draw_accepted(need)`` (which returns the accepted events of one proposal round)
-    until ``n_events`` events are collected; returns exactly ``n_events`` of them, in order."""
+# Largest proposal round, and the acceptance below which rejection is refused as hopeless.
+_MAX_ROUND = 1 << 22
+_MIN_ACCEPTANCE, _MIN_PROPOSALS = 1e-7, 10**7
+
+
+def fill_by_rejection(n_events: int, draw_accepted: Callable[[int], Tensor], name: str = "target",
+                      overdraw: float = 1.5) -> Tensor:
+    """Call ``draw_accepted(m)`` (the accepted events among ``m`` proposals) until ``n_events``
+    events are collected; returns exactly ``n_events`` of them, in order.
+
+    A round proposes ``overdraw * need + 16``; once the acceptance seen is far below
+    ``1 / overdraw``, rounds are sized by it instead (up to 2^22 proposals), so a tiny acceptance
+    costs few large rounds, not millions of small ones. Below an acceptance of 1e-7 (after 1e7
+    proposals) it stops with an error that says so."""
     accepted: list[Tensor] = []
-    have = 0
+    have, proposed, passed = 0, 0, 0
     while have < n_events:
-        events = draw_accepted(n_events - have)[: n_events - have]
-        accepted.append(events)
-        have += len(events)
+        need = n_events - have
+        size = int(need * overdraw) + 16
+        if proposed and passed < proposed / (4 * overdraw):  # acceptance far below what overdraw expects
+            rate = max(passed, 1) / proposed
+            size = min(_MAX_ROUND, max(size, int(1.2 * need / rate)))
+        events = draw_accepted(size)
+        proposed, passed = proposed + size, passed + len(events)
+        if proposed >= _MIN_PROPOSALS and passed < _MIN_ACCEPTANCE * proposed:
+            raise ValueError(f"{name}: rejection sampling accepted {passed} of {proposed} proposals; "
+                             f"these parameters leave almost no phase space")
+        accepted.append(events[:need])
+        have += len(accepted[-1])
     return torch.cat(accepted)
 
 

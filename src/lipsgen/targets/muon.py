@@ -52,12 +52,12 @@ class MuonDecay(Target):
         return torch.log(self.weight(self.check_shape(events))) - math.log(2 / 3 * volume)
 
     def sample_chunk(self, n_events, generator, dtype, device) -> Tensor:
-        def draw_accepted(need: int) -> Tensor:
-            proposal = self._uniform.sample_chunk(int(need * 1.6) + 16, generator, dtype, device)
+        def draw_accepted(size: int) -> Tensor:
+            proposal = self._uniform.sample_chunk(size, generator, dtype, device)
             ratio = self.weight(proposal)
             if bool((ratio > 1 + 1e-12).any()):
                 raise RuntimeError(f"muon: weight ratio {float(ratio.max())} exceeds its proven bound 1")
             keep = torch.rand(ratio.shape, generator=generator, dtype=dtype, device=device) < ratio
             return proposal[keep]
 
-        return fill_by_rejection(n_events, draw_accepted)
+        return fill_by_rejection(n_events, draw_accepted, self.name, overdraw=1.6)

@@ -79,8 +79,8 @@ class QQG(Target):
     def sample_chunk(self, n_events, generator, dtype, device) -> Tensor:
         log_cut = math.log(self.ycut)
 
-        def draw_accepted(need: int) -> Tensor:
-            r = torch.rand((3, int(need * 1.5) + 16), generator=generator, dtype=dtype, device=device)
+        def draw_accepted(size: int) -> Tensor:
+            r = torch.rand((3, size), generator=generator, dtype=dtype, device=device)
             u, v = torch.exp(r[0] * log_cut), torch.exp(r[1] * log_cut)
             ratio = ((1 - u) ** 2 + (1 - v) ** 2) / 2
             if bool((ratio > 1).any()):
@@ -89,4 +89,4 @@ class QQG(Target):
             events = events_from_invariants(u[keep], v[keep], self.sqrt_s, generator)
             return events[self.in_support(events)]
 
-        return fill_by_rejection(n_events, draw_accepted)
+        return fill_by_rejection(n_events, draw_accepted, self.name, overdraw=1.5)
