@@ -127,3 +127,19 @@ def test_public_api_exposes_what_a_user_needs_first():
         assert name in lipsgen.__all__ and callable(getattr(lipsgen, name))
     with pytest.raises(AttributeError):
         lipsgen.no_such_name  # noqa: B018
+
+
+def test_redirected_progress_is_logged_as_lines(monkeypatch, capsys):
+    from lipsgen.progress import LogLines, progress_bar
+
+    monkeypatch.delenv("CI", raising=False)
+    bar = progress_bar(total=100, unit="step", desc="train fm-z")
+    assert isinstance(bar, LogLines)  # pytest's captured stderr is not a terminal
+    bar.interval = 0.0
+    with bar:
+        bar.set_postfix(loss="0.25")
+        bar.update(40)
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("train fm-z: 40/100 step, ") and "step/s, ETA " in line and line.endswith("loss 0.25")
+    monkeypatch.setenv("CI", "true")
+    assert not isinstance(progress_bar(total=5), LogLines)

@@ -88,3 +88,25 @@ def test_evaluate_replaces_a_report_only_with_force_and_leaves_no_stale_pictures
     assert result.returncode == 1 and "already holds a report; pass --force" in result.stderr
     assert run_cli(*args, "--force").returncode == 0
     assert not (report / "trajectory_x_1.png").exists() and (report / "metrics.json").exists()
+
+
+def test_sigterm_while_writing_leaves_nothing(tmp_path):
+    """kill / timeout during a write: the temporary file is removed, the exit status is 143."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "big.h5"
+    process = subprocess.Popen([sys.executable, "-m", "lipsgen", "data", "uniform", "--particles", "10",
+                                "--events", "20000000", "--out", str(out), "--seed", "1"],
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "CI": "true"})
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".big.h5.*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(tmp_path.glob(".big.h5.*")), "the write never started"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and "interrupted; no output was left half-written" in stderr
+    assert not list(tmp_path.iterdir())

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["LipsgenError", "CutsNotLearnedError", "DeviceError"]
+__all__ = ["LipsgenError", "CutsNotLearnedError", "DeviceError", "Terminated"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch system), raised like Ctrl-C so that every open
+    output is cleaned up and a training run checkpoints before the process ends."""
 
 
 class LipsgenError(Exception):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
 
 from .._version import __version__
-from ..errors import LipsgenError
+from ..errors import LipsgenError, Terminated
 from . import convert, data, demo, evaluate, sample, train
 
 __all__ = ["main", "build_parser"]
@@ -45,13 +46,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             FloatingPointError) as err:
         print(f"lipsgen {args.command}: error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print(f"lipsgen {args.command}: interrupted; no output was left half-written", file=sys.stderr)
-        return 130
+        return 143 if isinstance(interrupt, Terminated) else 130
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def main_entry() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; SIGTERM is handled like Ctrl-C (outputs cleaned up)."""
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())
 
 

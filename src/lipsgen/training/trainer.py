@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..devices import resolve_device
+from ..errors import Terminated
 from ..models.model import GenerativeModel, ModelConfig
 from ..progress import progress_bar
 from .checkpoint import CheckpointError, config_mismatch, read_checkpoint, save_checkpoint
@@ -29,6 +34,7 @@ from .config import TrainConfig
 __all__ = ["train", "derived_generator", "TrainResult"]
 
 CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_SECONDS = 300.0  # also checkpoint after this much wall time since the last one
 FINAL = "model.pt"
 _PURPOSES = {"init": 0, "fit": 1, "epoch": 2, "step": 3, "sample": 4, "forward": 5}
 
@@ -47,6 +53,26 @@ class TrainResult:
     steps: int
     seconds: float
     final_loss: float
+
+
+@contextmanager
+def _deferred_interrupts() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM until the current optimiser step has finished (the list collects
+    them), so that the checkpoint written on the way out is a consistent state to resume from."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield received
+        return
+
+    def hold(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _lr_factor(step: int, config: TrainConfig) -> float:
@@ -106,8 +132,12 @@ def train(
         diff = config_mismatch(model_config, found)
         if diff:
             raise CheckpointError(f"{checkpoint_path}: cannot resume a different model ({'; '.join(diff)})")
-        if TrainConfig.from_dict(state["train_config"]) != train_config:
-            raise CheckpointError(f"{checkpoint_path}: cannot resume with different training settings")
+        found_train = TrainConfig.from_dict(state["train_config"])
+        if found_train != train_config:
+            differ = [f"{k}: {v!r} in the checkpoint, {getattr(train_config, k)!r} now"
+                      for k, v in found_train.to_dict().items() if getattr(train_config, k) != v]
+            raise CheckpointError(f"{checkpoint_path}: cannot resume with different training settings "
+                                  f"({'; '.join(differ)})")
         model.load_state_dict(state["model"])
         model.net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
@@ -134,8 +164,9 @@ def train(
     cached_epoch, data, order = -1, {}, torch.empty(0, dtype=torch.long)
     start, loss_value = time.perf_counter(), float("nan")
     last = train_config.steps if stop_after is None else min(train_config.steps, step + stop_after)
+    last_saved = time.monotonic()
     with progress_bar(total=train_config.steps, initial=step, unit="step",
-                      desc=f"train {model_config.model}", enable=progress) as bar:
+                      desc=f"train {model_config.model}", enable=progress) as bar, _deferred_interrupts() as stop:
         while step < last:
             epoch, offset = divmod(step, steps_per_epoch)
             if epoch != cached_epoch:
@@ -166,8 +197,12 @@ def train(
             loss_value = loss.item()
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
-            if step % train_config.checkpoint_every == 0 or step == last:
+            if (step % train_config.checkpoint_every == 0 or step == last or stop
+                    or time.monotonic() - last_saved > CHECKPOINT_SECONDS):
                 save_checkpoint(checkpoint_path, snapshot())
+                last_saved = time.monotonic()
+            if stop:
+                raise Terminated() if stop[0] == signal.SIGTERM else KeyboardInterrupt()
     if step < train_config.steps:
         return TrainResult(checkpoint_path, step, time.perf_counter() - start, loss_value)
     final = save_checkpoint(out / FINAL, snapshot())
