@@ -178,3 +178,11 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
                  "report/report.md", "report/report.html", "report/metrics.json", "report/hist_x_3.png",
                  "report/trajectory_x_3.png", "report/conservation.png", "report/trajectory_conservation.png"):
         assert (out / name).stat().st_size > 0, name
+
+
+@pytest.mark.parametrize("args, message", [(["--samples", "10"], "the evaluation needs at least 40 held-out events"),
+                                           (["--device", "bogus"], "'bogus' is not a torch device")])
+def test_demo_checks_its_arguments_before_any_work(tmp_path, args, message):
+    result = run_cli("demo", "--out", str(tmp_path / "d"), *args)
+    assert result.returncode == 1 and message in result.stderr
+    assert not (tmp_path / "d").exists()

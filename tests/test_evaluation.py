@@ -167,3 +167,27 @@ def test_mismatched_inputs_are_refused_or_flagged(tmp_path):
     with pytest.raises(EventFileError, match="4 particles, the truth has 3"):
         evaluate(EvaluationInputs(truth, [four]), tmp_path / "o")
     assert main(["evaluate", "--truth", str(truth), "--out", str(tmp_path / "o")]) == 1
+
+
+def test_ratio_panel_shows_every_ratio():
+    from lipsgen.evaluation.plots import ratio_limits
+
+    low, high = ratio_limits([np.array([1.0, 7.0, np.nan, 0.0]), np.array([0.9, 1.1])])
+    assert low <= 1 / 7 and high >= 7  # a ratio of 7 (and its inverse) is on the axis, not clipped
+    low, high = ratio_limits([np.array([0.05, 1.0])])
+    assert low <= 0.05 and high >= 20
+    assert ratio_limits([np.array([1.01, 0.99])]) == pytest.approx((1 / 2.2, 2.2))
+
+
+def test_report_markdown_and_html_render_their_text(tmp_path):
+    truth, samples = tmp_path / "t.h5", tmp_path / "s.h5"
+    write_events(truth, MuonDecay().sample(400, seed=1), {"target": "muon", "sqrt_s": 1.0})
+    write_events(samples, MuonDecay().sample(400, seed=2), {"target": "muon", "sqrt_s": 1.0})
+    evaluate(EvaluationInputs(truth, [samples]), tmp_path / "r", n_batches=2)
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| sample"))
+    separator = markdown.splitlines()[markdown.splitlines().index(header) + 1]
+    # every | inside a cell is escaped, so the header has as many cells as the separator row
+    assert header.replace("\\|", "").count("|") == separator.count("|")
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "`" not in page and f"<code>{truth}</code>" in page

@@ -34,12 +34,19 @@ def _say(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..devices import resolve_device
     from ..evaluation import EvaluationInputs, evaluate
     from ..io.hdf5 import write_events_h5
     from ..models.model import ModelConfig
     from ..sampling import sample_to_file
     from ..targets import MuonDecay
     from ..training import load_model, resolve_preset, train
+    # everything that can be wrong with the arguments is found before minutes of work
+    if args.samples < 40:
+        raise ValueError(f"--samples {args.samples}: the evaluation needs at least 40 held-out events")
+    if args.events < 2:
+        raise ValueError(f"--events {args.events}: training needs at least 2 events")
+    resolve_device(args.device)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -8,12 +8,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..io.atomic import atomic_output  # noqa: E402
 
-__all__ = ["histogram_with_ratio", "trajectory_histograms", "conservation_histograms", "conservation_along_trajectory"]
+__all__ = ["ratio_limits", "histogram_with_ratio", "trajectory_histograms", "conservation_histograms", "conservation_along_trajectory"]
 
 _COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink"]
 
@@ -41,6 +42,14 @@ def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def ratio_limits(ratios: list[np.ndarray]) -> tuple[float, float]:
+    """Limits of a log-scaled ratio axis that show every finite, positive ratio (NaN: no truth in
+    the bin; 0: marked separately), symmetric about 1 and at least [1/2, 2]."""
+    values = np.concatenate([r[np.isfinite(r) & (r > 0)] for r in ratios]) if ratios else np.empty(0)
+    extent = max(2.0, float(np.max(np.maximum(values, 1 / values)))) if values.size else 2.0
+    return 1 / (1.1 * extent), 1.1 * extent
+
+
 def histogram_with_ratio(
     truth: np.ndarray,
     samples: dict[str, np.ndarray],
@@ -52,7 +61,8 @@ def histogram_with_ratio(
     sample_weights: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Normalised histograms of truth (grey, filled) and each sample (lines) with a model/truth
-    ratio panel (truth's statistical band shaded); log x-axis for singular observables."""
+    ratio panel on a log axis that shows every bin (bins where the model is empty marked at the
+    bottom edge; truth's statistical band shaded); log x-axis for singular observables."""
     bins, logx = _bins([truth, *samples.values()], log)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
@@ -64,16 +74,25 @@ def histogram_with_ratio(
     top.stairs(t_density, bins, fill=True, color="0.8", label="truth")
     rel_err = 1 / np.sqrt(np.maximum(t_raw, 1))
     bottom.fill_between(centres, 1 - rel_err, 1 + rel_err, color="0.8", step="mid")
+    ratios = {}
     for colour, (name, values) in zip(_COLOURS, samples.items()):
         weights = None if sample_weights is None else sample_weights.get(name)
         counts, _ = np.histogram(values, bins, weights=weights)
         density = counts / max(counts.sum(), 1e-300) / widths
         top.stairs(density, bins, color=colour, label=name, linewidth=1.4)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(t_density > 0, density / t_density, np.nan)
-        bottom.plot(centres, ratio, drawstyle="steps-mid", color=colour, linewidth=1.2)
+            ratios[name] = np.where(t_density > 0, density / t_density, np.nan)
+    low, high = ratio_limits(list(ratios.values()))
+    bottom.set_yscale("log")
+    bottom.set_ylim(low, high)
+    bottom.yaxis.set_major_locator(mticker.LogLocator(base=2.0 if high < 20 else 10.0))
+    bottom.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    bottom.yaxis.set_minor_formatter(mticker.NullFormatter())
+    for colour, ratio in zip(_COLOURS, ratios.values()):
+        bottom.plot(centres, np.where(ratio > 0, ratio, np.nan), drawstyle="steps-mid", color=colour, linewidth=1.2)
+        empty = ratio == 0  # the model has nothing where the truth has events: mark at the bottom edge
+        bottom.plot(centres[empty], np.full(int(empty.sum()), low), "v", color=colour, markersize=4, clip_on=False)
     bottom.axhline(1, color="k", linewidth=0.8)
-    bottom.set_ylim(0.5, 1.5)
     bottom.set_ylabel("model / truth")
     bottom.set_xlabel(label)
     top.set_ylabel("density per unit ln x" if logx else "normalised density")

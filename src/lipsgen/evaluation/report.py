@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,6 +258,16 @@ def _format(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _md_cell(text: str) -> str:
+    """A Markdown table cell: a literal | would end the cell."""
+    return text.replace("|", "\\|")
+
+
+def _html_text(text: str) -> str:
+    """Escaped HTML, with Markdown `code` spans as <code>."""
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
+
+
 def _write_reports(out: Path, metrics: dict[str, Any], plots: list[str], trajectory_plots: list[str]) -> None:
     header, rows = _summary_rows(metrics)
     intro = (f"Truth: `{metrics['truth']}` ({metrics['n_truth']} events of {metrics['n_particles']} particles, "
@@ -278,20 +289,20 @@ def _write_reports(out: Path, metrics: dict[str, Any], plots: list[str], traject
                          "(t = 1, uniform phase space) to the data end; dashed black is the truth.", trajectory_plots))
     md = ["# lipsgen evaluation report", "", intro, ""]
     if rows:
-        md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        md += ["| " + " | ".join(r) + " |" for r in rows]
+        md += ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+        md += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
     for heading, text, images in sections:
         md += ["", f"## {heading}", "", text, ""] + [f"![{p}]({p})" for p in images]
     with atomic_output(out / "report.md") as tmp:
         tmp.write_text("\n".join(md) + "\n")
-    body = [f"<h1>lipsgen evaluation report</h1><p>{html.escape(intro)}</p>"]
+    body = [f"<h1>lipsgen evaluation report</h1><p>{_html_text(intro)}</p>"]
     if rows:
         body.append("<table border='1' cellpadding='4'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
                     + "</tr>"
                     + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
                     + "</table>")
     for heading, text, images in sections:
-        body.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(text)}</p>")
+        body.append(f"<h2>{html.escape(heading)}</h2><p>{_html_text(text)}</p>")
         body += [f"<img src='{p}' width='{960 if p == 'conservation.png' else 480}'>" for p in images]
     with atomic_output(out / "report.html") as tmp:
         tmp.write_text("<!doctype html><html><head><meta charset='utf-8'><title>lipsgen report</title></head><body>"
