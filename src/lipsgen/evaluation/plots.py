@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 
 from ..io.atomic import atomic_output  # noqa: E402
 
-__all__ = ["ratio_limits", "histogram_with_ratio", "trajectory_histograms", "conservation_histograms", "conservation_along_trajectory"]
+__all__ = ["ratio_limits", "histogram_with_ratio", "trajectory_histograms", "conservation_histograms",
+           "conservation_along_trajectory"]
 
 _COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink"]
 
