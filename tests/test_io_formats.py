@@ -18,7 +18,7 @@ from lipsgen.io import (
     write_events_lhe,
 )
 from lipsgen.kinematics import boost
-from lipsgen.targets import QQG, MuonDecay, Sarge
+from lipsgen.targets import QQG, MuonDecay, Sarge, uniform_phase_space
 
 
 @pytest.fixture
@@ -152,3 +152,15 @@ def test_convert_cli(tmp_path, events):
     result = run_cli("convert", str(tmp_path / "none.h5"), str(tmp_path / "x.npz"))
     assert result.returncode == 1 and "no such event file" in result.stderr
     assert main(["convert", str(out), str(out)]) == 1
+
+
+@pytest.mark.parametrize("value", ["one", [1.0, 2.0], -1.0])
+def test_a_bad_sqrt_s_attribute_is_refused_naming_the_file(tmp_path, value):
+    import h5py
+
+    path = tmp_path / "e.h5"
+    write_events(path, uniform_phase_space(5, 3, seed=1), {"target": "uniform", "sqrt_s": 1.0})
+    with h5py.File(path, "a") as f:
+        f.attrs["sqrt_s"] = value
+    with pytest.raises(EventFileError, match=f"{path}: attribute sqrt_s must be"):
+        read_events(path)

@@ -239,3 +239,13 @@ def test_rejection_with_vanishing_acceptance_fails_fast_or_adapts():
     assert bool(QQG(ycut=0.333).in_support(events).all())
     with pytest.raises(ValueError, match="accepted 0 of .* proposals; these parameters leave almost no phase"):
         QQG(ycut=0.3333).sample(10, seed=1)  # ~1e-8: refused after 1e7 proposals
+
+
+def test_parameters_float64_cannot_carry_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="leaves float64's range; use fewer particles or a smaller xi_max"):
+        Sarge(40, 30.0).sample(200, seed=1)
+    for sqrt_s in (1e200, 1e-200, float("nan")):
+        with pytest.raises(ValueError, match=r"sqrt_s must be a number in \[1e-60, 1e60\]"):
+            MuonDecay(sqrt_s=sqrt_s)
+    events = MuonDecay(sqrt_s=1e50).sample(100, seed=1)
+    assert torch.isfinite(MuonDecay(sqrt_s=1e50).log_density(events)).all()

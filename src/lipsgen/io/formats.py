@@ -32,11 +32,22 @@ def event_format(path: str | os.PathLike[str]) -> str:
 def read_events(path: str | os.PathLike[str]) -> tuple[Tensor, dict[str, Any]]:
     """Read events (n, N, 4) float64 and attributes from an HDF5, npz or LHE file (layout checks only)."""
     fmt = event_format(path)
-    if fmt == "hdf5":
-        return read_events_h5(path)
-    if fmt == "npz":
-        return read_events_npz(path)
-    return read_events_lhe(path)
+    reader = {"hdf5": read_events_h5, "npz": read_events_npz, "lhe": read_events_lhe}[fmt]
+    events, attributes = reader(path)
+    if "sqrt_s" in attributes:
+        attributes["sqrt_s"] = _energy_attribute(path, attributes["sqrt_s"])
+    return events, attributes
+
+
+def _energy_attribute(path: str | os.PathLike[str], value: Any) -> float:
+    """The ``sqrt_s`` attribute as a float, refused unless it is one finite positive number."""
+    try:
+        energy = float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError):
+        raise EventFileError(f"{path}: attribute sqrt_s must be a number, got {value!r}") from None
+    if not 0 < energy < float("inf"):
+        raise EventFileError(f"{path}: attribute sqrt_s must be finite and positive, got {value!r}")
+    return energy
 
 
 def write_events(path: str | os.PathLike[str], events: Tensor, attributes: dict[str, Any]) -> Path:

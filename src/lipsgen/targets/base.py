@@ -84,8 +84,10 @@ class Target(ABC):
     def __init__(self, n_particles: int, *, sqrt_s: float = 1.0) -> None:
         if not isinstance(n_particles, int) or n_particles < 2:
             raise ValueError(f"{self.name}: n_particles must be an integer >= 2, got {n_particles!r}")
-        if not (isinstance(sqrt_s, (int, float)) and 0 < sqrt_s < float("inf")):
-            raise ValueError(f"{self.name}: sqrt_s must be a finite number > 0, got {sqrt_s!r}")
+        if not (isinstance(sqrt_s, (int, float)) and 1e-60 <= sqrt_s <= 1e60):
+            # invariants scale like s^2: beyond these, float64 over- or underflows
+            raise ValueError(f"{self.name}: sqrt_s must be a number in [1e-60, 1e60] (choose the energy unit "
+                             f"accordingly), got {sqrt_s!r}")
         self.n_particles = n_particles
         self.sqrt_s = float(sqrt_s)
 

@@ -87,5 +87,12 @@ class Sarge(Target):
             chain.append(antenna(chain[-1], last, xi1, xi2, 2 * math.pi * r[2]))
         chain.append(last)
         q = torch.stack(chain, dim=1)[..., 1:]
+        bad = ~torch.isfinite(q).all(dim=(1, 2))
+        if bool(bad.any()):
+            # each antenna step rescales by up to xi_max: deep chains leave float64's range
+            raise ValueError(f"sarge: with {self.n_particles} particles and xi_max {self.xi_max:g} an antenna chain "
+                             f"(event {int(bad.nonzero()[0, 0])} of the chunk) leaves float64's range; use fewer "
+                             f"particles or a smaller xi_max (N <= 20 at xi_max 30 and N = 10 at xi_max <= 100 "
+                             f"work)")
         events = rambo_map(q, sqrt_s=self.sqrt_s).p
         return random_permutations(events, generator) if self.shuffle else events
