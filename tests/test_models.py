@@ -127,7 +127,12 @@ def test_mismatched_checkpoints_are_refused(muon, tmp_path):
         load_model(tmp_path / "model.pt", expect=replace(config, target="qqg"))
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((tmp_path / "model.pt").read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match="not a readable lipsgen checkpoint"):
+    with pytest.raises(CheckpointError, match=r"not a readable lipsgen checkpoint, truncated or damaged \([^\n]*\)$"):
+        load_model(corrupt)
+    flipped = bytearray((tmp_path / "model.pt").read_bytes())
+    flipped[len(flipped) // 2] ^= 0x10  # one bit, inside the weights
+    corrupt.write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="corrupt checkpoint"):
         load_model(corrupt)
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         load_model(tmp_path / "missing.pt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import zipfile
@@ -25,10 +26,31 @@ class CheckpointError(LipsgenError, ValueError):
     """A checkpoint is missing, unreadable, or does not match what it is loaded into."""
 
 
+def tensor_digest(state: Any) -> str:
+    """SHA-256 over every tensor in ``state`` (nested dicts and lists, in key order): a bit flipped
+    in stored weights changes it, where torch.load would read the damaged numbers silently."""
+    digest = hashlib.sha256()
+
+    def visit(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            digest.update(str((value.dtype, tuple(value.shape))).encode())
+            digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            for key in sorted(value, key=str):
+                digest.update(str(key).encode())
+                visit(value[key])
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+
+    visit(state)
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write ``state`` (tensors and plain values) atomically."""
+    """Write ``state`` (tensors and plain values) atomically, with the digest of its tensors."""
     with atomic_output(path) as tmp:
-        torch.save({"format": FORMAT, "lipsgen_version": __version__, **state}, tmp)
+        torch.save({"format": FORMAT, "lipsgen_version": __version__, "digest": tensor_digest(state), **state}, tmp)
     return Path(path)
 
 
@@ -39,10 +61,15 @@ def read_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable lipsgen checkpoint ({type(err).__name__}: {err})") from None
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(f"{path}: not a readable lipsgen checkpoint, truncated or damaged "
+                              f"({type(err).__name__}: {first_line})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else None
         raise CheckpointError(f"{path}: not a lipsgen checkpoint (format {found!r})")
+    payload = {k: v for k, v in state.items() if k not in ("format", "lipsgen_version", "digest")}
+    if "digest" in state and tensor_digest(payload) != state["digest"]:
+        raise CheckpointError(f"{path}: corrupt checkpoint (its weights do not match the digest written with them)")
     return state
 
 
