@@ -19,6 +19,7 @@ from lipsgen.io import (
 )
 from lipsgen.kinematics import boost
 from lipsgen.targets import QQG, MuonDecay, Sarge, uniform_phase_space
+from lipsgen.validation import check_events
 
 
 @pytest.fixture
@@ -64,6 +65,16 @@ def test_lhe_from_other_generators_reads_to_printed_precision(tmp_path, events):
     loaded, attributes = load_events(path)
     torch.testing.assert_close(loaded, events, rtol=1e-8, atol=1e-9)
     assert attributes["pdg_ids"] == [21, 21, 21]
+    # one tolerance policy: printed events are projected onto exact phase space, so training and
+    # evaluation accept the same file that convert accepts
+    check_events(loaded, sqrt_s=1.0)
+    assert run_cli("train", "--data", str(path), "--model", "fm-z", "--max-steps", "2",
+                   "--out", str(tmp_path / "run")).returncode == 0
+    truth = tmp_path / "truth.h5"
+    write_events(truth, events, {"sqrt_s": 1.0})
+    result = run_cli("evaluate", "--truth", str(truth), "--samples", str(path), "--out", str(tmp_path / "r"),
+                     "--batches", "2")
+    assert result.returncode == 0, result.stderr
 
 
 def test_vector_round_trip_is_exact(events):

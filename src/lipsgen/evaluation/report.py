@@ -17,7 +17,7 @@ import torch
 
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
-from ..io.formats import read_events
+from ..io.formats import FILE_RTOL, read_events
 from ..targets import target_from_attributes
 from ..targets.facts import facts_from_attributes
 from ..validation import check_events
@@ -107,7 +107,7 @@ def _read_checked(path: Path, n_particles: int, target: str) -> tuple[torch.Tens
     if other is not None and target != "unknown" and other != target:
         # e.g. uniform phase space (the noise end) against the data: a comparison users want
         warnings.warn(f"{path}: target {other!r}, the truth is {target!r}; comparing anyway", stacklevel=3)
-    check_events(events, str(path))
+    check_events(events, str(path), mass_rtol=FILE_RTOL)  # massless at the files' precision
     return events, attributes
 
 
@@ -127,7 +127,7 @@ def evaluate(
         stale.unlink(missing_ok=True)  # an earlier report's pictures must not outlive it
     truth, t_attrs = read_events(inputs.truth)
     sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
-    check_events(truth, str(inputs.truth), sqrt_s=sqrt_s, cm_rtol=1e-6, mass_rtol=1e-6)
+    check_events(truth, str(inputs.truth), sqrt_s=sqrt_s, cm_rtol=FILE_RTOL, mass_rtol=FILE_RTOL)
     if max_events is not None:
         truth = truth[: 2 * max_events]
     n_particles = truth.shape[1]

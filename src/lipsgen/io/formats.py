@@ -15,7 +15,7 @@ from .hdf5 import read_events_h5, write_events_h5
 from .lhe import read_events_lhe, write_events_lhe
 from .npz import read_events_npz, write_events_npz
 
-__all__ = ["event_format", "read_events", "write_events", "load_events"]
+__all__ = ["event_format", "read_events", "write_events", "load_events", "FILE_RTOL"]
 
 _SUFFIXES = {".h5": "hdf5", ".hdf5": "hdf5", ".npz": "npz", ".lhe": "lhe", ".lhe.gz": "lhe"}
 
@@ -79,6 +79,19 @@ def _hdf5_safe(attributes: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attributes.items() if v is not None and k != "lipsgen_version"}
 
 
+# Relative tolerance for events read from files (printed precision); see load_events.
+FILE_RTOL = 1e-6
+
+
+def _exact(events: Tensor, sqrt_s: float) -> bool:
+    """Whether events are massless CM phase space at float64 rounding (the default tolerances)."""
+    try:
+        check_events(events, sqrt_s=sqrt_s)
+    except ValueError:
+        return False
+    return True
+
+
 def load_events(
     path: str | os.PathLike[str],
     *,
@@ -92,17 +105,24 @@ def load_events(
     ``sqrt_s`` defaults to the file's ``sqrt_s`` attribute (else 1). With ``to_cm`` every event is
     boosted to its CM frame and rescaled to ``sqrt_s``; without it, events off their CM frame or
     off ``sqrt_s`` are refused, naming the first. Non-massless particles are always refused.
-    ``mass_rtol``/``cm_rtol`` default to 1e-6, loose enough for printed (LHE) precision.
+
+    Tolerance policy: ``mass_rtol``/``cm_rtol`` default to ``FILE_RTOL`` = 1e-6, loose enough for
+    momenta printed with 7 or more significant digits (pylhe's default prints 9). Events that pass
+    but are not exact to float64 rounding (1e-9) are projected onto exact massless CM phase space
+    (energies reset to |p|, then the RAMBO map: a near-identity change within the tolerance), so
+    training and evaluation downstream see exact events. Exact files are returned unchanged.
     """
     events, attributes = read_events(path)
     energy = float(attributes.get("sqrt_s", 1.0)) if sqrt_s is None else sqrt_s
-    mass_rtol = 1e-6 if mass_rtol is None else mass_rtol
-    cm_rtol = 1e-6 if cm_rtol is None else cm_rtol
+    mass_rtol = FILE_RTOL if mass_rtol is None else mass_rtol
+    cm_rtol = FILE_RTOL if cm_rtol is None else cm_rtol
     try:
         if to_cm:
             events = to_cm_frame(events, sqrt_s=energy, mass_rtol=mass_rtol)
         else:
             check_events(events, sqrt_s=energy, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
+            if not _exact(events, energy):
+                events = to_cm_frame(events, sqrt_s=energy, mass_rtol=mass_rtol)
     except ValueError as err:
         raise EventFileError(f"{path}: {err}") from None
     return events, {**attributes, "sqrt_s": energy}
