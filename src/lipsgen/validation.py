@@ -112,7 +112,8 @@ def check_events(
             raise ValueError(
                 f"{name}: event {i} is not in its centre-of-momentum frame at sqrt_s = {sqrt_s:g}: "
                 f"sum E = {float(total[i, 0]):.12g}, |sum p| = {float(momentum_off[i]):.3g} "
-                f"(relative tolerance {rtol:.1e}); boost it with lipsgen.to_cm_frame"
+                f"(relative tolerance {rtol:.1e}); boost it with lipsgen.to_cm_frame (on the command line: "
+                f"lipsgen convert IN OUT --to-cm)"
             )
     return events
 

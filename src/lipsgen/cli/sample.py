@@ -27,7 +27,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--trajectory", type=non_negative_int, default=0,
                         help="also store K evenly spaced states of each run, noise end first")
     parser.add_argument("--from-data", type=Path, default=None, help="partial run: start from these events...")
-    parser.add_argument("--t", type=positive_float, default=None, help="...noised to this time in (0, 1]")
+    parser.add_argument("--t", type=positive_float, default=None,
+                        help="...noised to this time in (0, 1] (1: pure noise, i.e. uniform phase space; 0: the data)")
     parser.add_argument("--apply-cuts", action="store_true",
                         help="reject and replace events outside the training target's cuts (qqg: min y_ij > ycut)")
     parser.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")

@@ -25,7 +25,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", choices=list(PRESETS), default="cpu", metavar="PRESET",
                         help="settings preset: " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items())
                         + " (steps, batch and network per model: lipsgen.training.resolve_preset)")
-    parser.add_argument("--max-steps", type=positive_int, default=None, help="cap on optimiser steps")
+    parser.add_argument("--max-steps", type=positive_int, default=None,
+                        help="cap on optimiser steps (cpu preset: 15000 for MLP models, 6000 for the transformer, "
+                        "4000 and 3000 for Langevin); with --resume, the new total, which may extend the run")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="override the preset's batch size")
     parser.add_argument("--lr", type=positive_float, default=None, help="override the preset's learning rate")
     parser.add_argument("--lift", choices=["exact", "fixed"], default="exact",
@@ -60,6 +62,13 @@ def run(args: argparse.Namespace) -> int:
         overrides["checkpoint_every"] = min(train_config.checkpoint_every, overrides["steps"])
         overrides["warmup_steps"] = min(train_config.warmup_steps, max(1, overrides["steps"] // 10))
     train_config = replace(train_config, seed=args.seed, **overrides)
+    if args.resume and args.max_steps is not None:
+        # extending (or shortening) a run: the checkpoint's settings with a new total step count
+        from ..training import TrainConfig
+        from ..training.checkpoint import read_checkpoint
+
+        recorded = TrainConfig.from_dict(read_checkpoint(args.out / CHECKPOINT)["train_config"])
+        train_config = replace(recorded, steps=args.max_steps)
     result = train(events, model_config, train_config, args.out, resume=args.resume, device=args.device,
                    data_attributes=attributes)
     print(f"trained {args.model} ({backbone}) on {len(events)} {target} events: {result.steps} steps in "

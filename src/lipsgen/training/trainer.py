@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,9 @@ def train(
     the checkpoint as ``data``, so samples can be cut like the training data.
 
     ``stop_after`` ends this run after that many steps (checkpointed), for jobs cut into slices;
-    ``resume=True`` continues from ``out_dir/checkpoint.pt`` to exactly the uninterrupted result.
+    ``resume=True`` continues from ``out_dir/checkpoint.pt`` to exactly the uninterrupted result;
+    a different ``train_config.steps`` extends (or shortens) the run, its cosine schedule stretched
+    to the new total from the step reached.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +135,7 @@ def train(
         if diff:
             raise CheckpointError(f"{checkpoint_path}: cannot resume a different model ({'; '.join(diff)})")
         found_train = TrainConfig.from_dict(state["train_config"])
-        if found_train != train_config:
+        if replace(found_train, steps=train_config.steps) != train_config:  # the total may change
             differ = [f"{k}: {v!r} in the checkpoint, {getattr(train_config, k)!r} now"
                       for k, v in found_train.to_dict().items() if getattr(train_config, k) != v]
             raise CheckpointError(f"{checkpoint_path}: cannot resume with different training settings "
@@ -145,6 +147,9 @@ def train(
         ema = state["ema"]
         model.load_extra_state(state.get("extra", {}))
         step = int(state["step"])
+        if step > train_config.steps:
+            raise CheckpointError(f"{checkpoint_path}: the run is at step {step}, beyond the {train_config.steps} "
+                                  f"steps asked for")
 
     # plain scalars only (as read_events returns them): checkpoints load with weights_only=True
     data_record = {str(k): v for k, v in (data_attributes or {}).items() if isinstance(v, (str, int, float, bool))}
