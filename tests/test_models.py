@@ -341,10 +341,10 @@ def test_a_finished_run_can_be_extended(tmp_path, muon):
     data = tmp_path / "muon.h5"
     write_events(data, muon, {"target": "muon", "sqrt_s": 1.0})
     run = tmp_path / "run"
-    assert run_cli("train", "--data", str(data), "--model", "fm-z", "--max-steps", "4", "--out", str(run)).returncode == 0
-    args = ("train", "--data", str(data), "--model", "fm-z", "--out", str(run), "--resume")
-    result = run_cli(*args, "--max-steps", "9")
+    args = ("train", "--data", str(data), "--model", "fm-z", "--out", str(run))
+    assert run_cli(*args, "--max-steps", "4").returncode == 0
+    result = run_cli(*args, "--resume", "--max-steps", "9")
     assert result.returncode == 0 and "9 steps" in result.stderr
     assert torch.load(run / "model.pt", weights_only=True)["step"] == 9
-    result = run_cli(*args, "--max-steps", "3")
+    result = run_cli(*args, "--resume", "--max-steps", "3")
     assert result.returncode == 1 and "at step 9, beyond the 3 steps asked for" in result.stderr
