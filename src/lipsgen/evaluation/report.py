@@ -25,6 +25,7 @@ from .conservation import conservation_metric, event_violations
 from .metrics import classifier_auc, feature_matrix, wasserstein_batches
 from .observables import Observable, eec_pairs, event_observables
 from .plots import conservation_along_trajectory, conservation_histograms, histogram_with_ratio, trajectory_histograms
+from .tails import chi2_per_ndf, max_log_ratio, w1_tails
 
 __all__ = ["evaluate", "EvaluationInputs"]
 
@@ -97,6 +98,32 @@ def _plot_selection(observables: list[Observable], labelled: bool) -> list[Obser
     return [o for o in observables if o.name in keep]
 
 
+def _tail_metrics(truth: np.ndarray, sample: np.ndarray) -> dict[str, float]:
+    truth, sample = truth[np.isfinite(truth)], sample[np.isfinite(sample)]
+    if len(truth) < 2 or len(sample) < 2:
+        return {"max_log_ratio": float("nan"), "w1_tails": float("nan")}
+    return {"max_log_ratio": max_log_ratio(truth, sample), "w1_tails": w1_tails(truth, sample)}
+
+
+def _target_spectra(attributes: dict[str, Any]) -> dict:
+    """The truth target's analytic spectra (none for unknown targets or permuted events)."""
+    try:
+        target = target_from_attributes(attributes)
+    except ValueError:
+        return {}
+    return {} if attributes.get("permuted") else target.spectra()
+
+
+def _spectra_chi2(spectra: dict, observables: list[Observable]) -> dict[str, dict[str, float]]:
+    """chi^2/ndf of each observable that has an analytic spectrum (40 bins on [0, 1])."""
+    result = {}
+    for o in observables:
+        if o.name in spectra:
+            value, ndf = chi2_per_ndf(o.values[np.isfinite(o.values)], spectra[o.name])
+            result[o.name] = {"chi2_ndf": value, "ndf": ndf}
+    return result
+
+
 def _read_checked(path: Path, n_particles: int, target: str) -> tuple[torch.Tensor, dict[str, Any]]:
     events, attributes = read_events(path)
     if events.shape[1] != n_particles:
@@ -147,6 +174,8 @@ def evaluate(
         "samples": {},
     }
     plots: list[str] = []
+    spectra = _target_spectra(t_attrs)
+    metrics["truth_spectra"] = _spectra_chi2(spectra, ref_obs)
     sample_obs: dict[str, list[Observable]] = {}
     sample_events: dict[str, torch.Tensor] = {}
     for path in inputs.samples:
@@ -169,6 +198,8 @@ def evaluate(
             "wasserstein": {o.name: wasserstein_batches(r.values[np.isfinite(r.values)],
                                                          o.values[np.isfinite(o.values)], n_batches)
                             for r, o in zip(ref_obs, observables)},
+            "tails": {o.name: _tail_metrics(r.values, o.values) for r, o in zip(ref_obs, observables)},
+            "spectra": _spectra_chi2(spectra, observables),
         }
     if sample_obs:
         violations = {name: _as_numpy(event_violations(ev, sqrt_s=sqrt_s)) for name, ev in sample_events.items()}
@@ -243,14 +274,18 @@ def _summary_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     leak = any(m["outside_support"] for m in metrics["samples"].values())  # else AUC in support = AUC
     header = (["sample", "model", "exact", "AUC", "mean |ΣE−√s|/med E", "mean |Σp|/med E"]
               + (["outside support"] if support else []) + (["AUC in support"] if leak else [])
-              + [f"W1 {k}" for k in key_observables])
+              + [f"W1 {k}" for k in key_observables]
+              + [f"chi2/ndf {k} (truth {v['chi2_ndf']:.2f})" for k, v in metrics.get("truth_spectra", {}).items()]
+              + [f"max |ln ratio| {k}" for k in key_observables])
     rows = []
     for name, m in metrics["samples"].items():
         rows.append([name, str(m["model"]), "yes" if m["exact"] else "no", f"{m['auc']:.3f}",
                      f"{m['conservation']['energy']:.2e}", f"{m['conservation']['momentum']:.2e}"]
                     + ([_format(m["outside_support"], ".2%")] if support else [])
                     + ([_format(m["auc_in_support"], ".3f")] if leak else [])
-                    + [f"{m['wasserstein'][k][0]:.4f} ± {m['wasserstein'][k][1]:.4f}" for k in key_observables])
+                    + [f"{m['wasserstein'][k][0]:.4f} ± {m['wasserstein'][k][1]:.4f}" for k in key_observables]
+                    + [f"{v['chi2_ndf']:.2f}" for v in m["spectra"].values()]
+                    + [f"{m['tails'][k]['max_log_ratio']:.2f}" for k in key_observables])
     return header, rows
 
 

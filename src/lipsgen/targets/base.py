@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -109,6 +110,11 @@ class Target(ABC):
     def log_density(self, events: Tensor) -> Tensor:
         """Log-density (n,) on phase space, where known in closed form (see ``density_normalised``)."""
         raise NotImplementedError(f"{self.name}: no closed-form density on phase space")
+
+    def spectra(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """Analytic CDFs of one-dimensional observables (named as in
+        :func:`lipsgen.evaluation.event_observables`), where the target has them in closed form."""
+        return {}
 
     def in_support(self, events: Tensor) -> Tensor:
         """Mask (n,) of events (n, N, 4) inside the target's generation cuts; all of phase space

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,6 +38,20 @@ class MuonDecay(Target):
 
     def parameters(self) -> dict:
         return {"sqrt_s": self.sqrt_s}
+
+    def spectra(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """Energy fractions x = 2E/sqrt_s: e- and nu_mu follow the Michel spectrum 2 x^2 (3 - 2x)
+        (CDF 2x^3 - x^4), anti-nu_e follows 12 x^2 (1 - x) (Beta(3, 2))."""
+
+        def michel(x: np.ndarray) -> np.ndarray:
+            x = np.clip(x, 0.0, 1.0)
+            return 2 * x**3 - x**4
+
+        def anti_nu(x: np.ndarray) -> np.ndarray:
+            x = np.clip(x, 0.0, 1.0)
+            return 4 * x**3 - 3 * x**4
+
+        return {"x_1": michel, "x_2": michel, "x_3": anti_nu}
 
     def weight(self, events: Tensor) -> Tensor:
         """Unnormalised weight ``w / w_max`` in [0, 1], shape (n,)."""

@@ -1,0 +1,67 @@
+"""Where densities vanish: tail metrics per observable, and chi^2 against analytic spectra.
+
+The classifier AUC averages over events and barely sees regions of little density; physicists
+look at ratio plots, endpoints and tails. Per observable:
+
+- ``max_log_ratio``: the largest |ln(sample density / truth density)| over bins holding at least
+  ``min_count`` truth events (40 equal-population bins of the truth), with half a count added to an
+  empty sample bin;
+- ``w1_tails``: the W1 integrand ``|F_sample - F_truth|`` integrated only below the truth's 5%
+  and above its 95% quantile (W1 restricted to the outer 5% on each side).
+
+``chi2_per_ndf`` compares a sample with an analytic CDF (a target's known one-dimensional
+spectrum, :meth:`lipsgen.targets.Target.spectra`) in equal-width bins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["max_log_ratio", "w1_tails", "chi2_per_ndf", "TAIL_QUANTILE"]
+
+TAIL_QUANTILE = 0.05
+
+
+def max_log_ratio(truth: np.ndarray, sample: np.ndarray, n_bins: int = 40, min_count: int = 50) -> float:
+    """Largest |ln ratio| of sample to truth over equal-population truth bins with >= ``min_count``
+    truth events (both normalised to their totals)."""
+    edges = np.unique(np.quantile(truth, np.linspace(0, 1, n_bins + 1)))
+    edges[0], edges[-1] = min(edges[0], sample.min(initial=edges[0])), max(edges[-1], sample.max(initial=edges[-1]))
+    t_counts, _ = np.histogram(truth, edges)
+    s_counts, _ = np.histogram(sample, edges)
+    keep = t_counts >= min_count
+    if not keep.any():
+        return float("nan")
+    ratio = ((s_counts[keep] + 0.5) / len(sample)) / (t_counts[keep] / len(truth))
+    return float(np.max(np.abs(np.log(ratio))))
+
+
+def w1_tails(truth: np.ndarray, sample: np.ndarray, quantile: float = TAIL_QUANTILE) -> float:
+    """``∫ |F_sample - F_truth| dx`` over x below the truth's ``quantile`` and above its
+    ``1 - quantile`` quantile (the part of W1 that the tails carry)."""
+    low, high = np.quantile(truth, [quantile, 1 - quantile])
+    grid = np.sort(np.concatenate([truth, sample, [low, high]]))
+    f_truth = np.searchsorted(np.sort(truth), grid[:-1], side="right") / len(truth)
+    f_sample = np.searchsorted(np.sort(sample), grid[:-1], side="right") / len(sample)
+    width = np.diff(grid)
+    middle = 0.5 * (grid[:-1] + grid[1:])
+    outside = (middle < low) | (middle > high)
+    return float(np.sum(np.abs(f_sample - f_truth)[outside] * width[outside]))
+
+
+def chi2_per_ndf(values: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray], low: float = 0.0, high: float = 1.0,
+                 n_bins: int = 40) -> tuple[float, int]:
+    """Pearson chi^2 per degree of freedom of ``values`` against the law with CDF ``cdf`` in
+    ``n_bins`` equal bins on [low, high] (bins expecting fewer than 5 events are left out; no
+    parameter is fitted, so ndf is the number of bins used). Returns (chi2 / ndf, ndf)."""
+    edges = np.linspace(low, high, n_bins + 1)
+    observed, _ = np.histogram(values, edges)
+    expected = len(values) * np.diff(cdf(edges))
+    use = expected >= 5
+    ndf = int(use.sum())
+    if ndf == 0:
+        return float("nan"), 0
+    chi2 = float(np.sum((observed[use] - expected[use]) ** 2 / expected[use]))
+    return chi2 / ndf, ndf

@@ -1,0 +1,68 @@
+"""Tail metrics and chi^2 against analytic spectra: right on exact samples, loud on distorted ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lipsgen.evaluation import EvaluationInputs, evaluate
+from lipsgen.evaluation.tails import chi2_per_ndf, max_log_ratio, w1_tails
+from lipsgen.io import write_events
+from lipsgen.targets import MuonDecay
+
+
+def test_chi2_is_pearsons_on_a_hand_computed_case():
+    values = np.array([0.1] * 30 + [0.3] * 20 + [0.6] * 25 + [0.9] * 25)
+    value, ndf = chi2_per_ndf(values, lambda x: np.clip(x, 0, 1), n_bins=4)
+    assert ndf == 4 and value == pytest.approx((5**2 + 5**2 + 0 + 0) / 25 / 4)
+
+
+@pytest.fixture(scope="module")
+def muon_fractions():
+    events = MuonDecay().sample(100_000, seed=11)
+    return (2 * events[..., 0]).numpy()
+
+
+def test_muon_spectra_chi2_is_one_on_truth_and_large_when_distorted(muon_fractions):
+    spectra = MuonDecay().spectra()
+    for k in range(3):
+        value, ndf = chi2_per_ndf(muon_fractions[:, k], spectra[f"x_{k + 1}"])
+        assert ndf >= 35 and 0.5 < value < 1.8, (k, value)  # chi^2/ndf of exact truth: 1 +- 0.23
+    # a sample pulled towards uniform phase space where the truth vanishes (the models' failure
+    # mode): 10% of events replaced by uniform phase space energy fractions
+    x = muon_fractions[:, 2].copy()
+    rng = np.random.default_rng(1)
+    x[: len(x) // 10] = rng.beta(2, 1, len(x) // 10)  # flat phase space: x ~ Beta(2, 1) for N = 3
+    assert chi2_per_ndf(x, spectra["x_3"])[0] > 5
+    # and a swapped spectrum (the Michel law for anti-nu_e) is far off
+    assert chi2_per_ndf(muon_fractions[:, 2], spectra["x_1"])[0] > 50
+
+
+def test_tail_metrics_see_an_excess_where_the_truth_is_thin():
+    rng = np.random.default_rng(2)
+    truth, same = rng.normal(size=100_000), rng.normal(size=100_000)
+    assert max_log_ratio(truth, same) < 0.25
+    assert w1_tails(truth, same) < 0.01
+    tail = same.copy()
+    low = tail < np.quantile(truth, 0.02)
+    tail = np.concatenate([tail, tail[low]])  # twice the events in the lowest 2%
+    assert max_log_ratio(truth, tail) > np.log(2) - 0.2
+    assert w1_tails(truth, tail) > 3 * w1_tails(truth, same)
+    assert w1_tails(truth, tail) <= stats.wasserstein_distance(truth, tail) + 1e-12
+    high = same > np.quantile(truth, 0.98)
+    upper = np.concatenate([same, same[high]])  # and the same in the highest 2%
+    assert max_log_ratio(truth, upper) > np.log(2) - 0.2
+    assert w1_tails(truth, upper) > 3 * w1_tails(truth, same)
+
+
+def test_evaluate_reports_tails_and_spectra(tmp_path):
+    truth, sample = tmp_path / "t.h5", tmp_path / "s.h5"
+    write_events(truth, MuonDecay().sample(20_000, seed=1), {"target": "muon", "sqrt_s": 1.0})
+    write_events(sample, MuonDecay().sample(10_000, seed=2), {"target": "muon", "sqrt_s": 1.0})
+    metrics = evaluate(EvaluationInputs(truth, [sample]), tmp_path / "r", n_batches=2)
+    assert set(metrics["truth_spectra"]) == {"x_1", "x_2", "x_3"}
+    m = metrics["samples"]["s"]
+    assert 0.3 < m["spectra"]["x_3"]["chi2_ndf"] < 2.5
+    assert {"max_log_ratio", "w1_tails"} <= set(m["tails"]["x_3"])
+    assert "chi2/ndf x_3" in (tmp_path / "r" / "report.md").read_text()
