@@ -31,19 +31,18 @@ def tensor_digest(state: Any) -> str:
     in stored weights changes it, where torch.load would read the damaged numbers silently."""
     digest = hashlib.sha256()
 
-    def visit(value: Any) -> None:
+    def visit(value: Any, where: str) -> None:
         if isinstance(value, torch.Tensor):
-            digest.update(str((value.dtype, tuple(value.shape))).encode())
+            digest.update(f"{where}:{value.dtype}:{tuple(value.shape)}".encode())
             digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
         elif isinstance(value, dict):
             for key in sorted(value, key=str):
-                digest.update(str(key).encode())
-                visit(value[key])
+                visit(value[key], f"{where}/{key}")
         elif isinstance(value, (list, tuple)):
-            for item in value:
-                visit(item)
+            for index, item in enumerate(value):
+                visit(item, f"{where}/{index}")
 
-    visit(state)
+    visit(state, "")
     return digest.hexdigest()
 
 

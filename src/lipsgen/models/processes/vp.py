@@ -51,6 +51,8 @@ class VPDiffusion(Process):
         return alpha * x0 + sigma * torch.randn(x0.shape, generator=generator, device=x0.device)
 
     def time_grid(self, steps: int, t_start: float) -> list[float]:
+        if t_start <= self.t_min:  # a partial run from below t_min: only the final estimate is left
+            return [t_start, 0.0] if self.final_denoise else [t_start]
         grid = torch.linspace(t_start, self.t_min, steps + 1, dtype=torch.float64).tolist()
         return grid + [0.0] if self.final_denoise else grid
 
