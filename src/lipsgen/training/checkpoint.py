@@ -20,6 +20,8 @@ from ..models.model import GenerativeModel, ModelConfig
 __all__ = ["save_checkpoint", "read_checkpoint", "load_model", "CheckpointError", "config_mismatch"]
 
 FORMAT = "lipsgen-checkpoint-1"
+# how tensor_digest is computed; a checkpoint whose digest names another scheme is not verified
+DIGEST_SCHEME = "sha256-tensors-1"
 
 
 class CheckpointError(LipsgenError, ValueError):
@@ -43,7 +45,7 @@ def tensor_digest(state: Any) -> str:
                 visit(item, f"{where}/{index}")
 
     visit(state, "")
-    return digest.hexdigest()
+    return f"{DIGEST_SCHEME}:{digest.hexdigest()}"
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
@@ -67,7 +69,8 @@ def read_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
         found = state.get("format") if isinstance(state, dict) else None
         raise CheckpointError(f"{path}: not a lipsgen checkpoint (format {found!r})")
     payload = {k: v for k, v in state.items() if k not in ("format", "lipsgen_version", "digest")}
-    if "digest" in state and tensor_digest(payload) != state["digest"]:
+    recorded = state.get("digest")
+    if isinstance(recorded, str) and recorded.startswith(f"{DIGEST_SCHEME}:") and tensor_digest(payload) != recorded:
         raise CheckpointError(f"{path}: corrupt checkpoint (its weights do not match the digest written with them)")
     return state
 
