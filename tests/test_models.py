@@ -91,9 +91,10 @@ def test_an_interrupted_run_checkpoints_and_resumes_exactly(muon, tmp_path, monk
 
     monkeypatch.setattr(FlowMatching, "loss", loss_then_signal)
     expected = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with pytest.raises(expected):
         train(muon, config, settings, tmp_path / "cut", progress=False)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handlers restored
     assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["step"] == 5
     monkeypatch.setattr(FlowMatching, "loss", original_loss)
     resumed = train(muon, config, settings, tmp_path / "cut", progress=False, resume=True)
