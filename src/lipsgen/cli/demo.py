@@ -1,7 +1,7 @@
 """``lipsgen demo``: the README's main job on built-in defaults.
 
 Muon-decay data (a training set and an independent held-out truth set), the ``cpu`` preset of the
-z-space diffusion, samples and a trajectory, then the evaluation report. About 3 minutes on 2 quiet cores.
+z-space diffusion, samples and a trajectory, then the evaluation report. About 4 minutes on 2 quiet cores.
 """
 
 from __future__ import annotations
