@@ -28,6 +28,7 @@ MODEL_KINDS: dict[str, tuple[str, str, str]] = {
     "fm-fitted": ("q", "flow", "fitted"),
     "pddpm": ("p", "vp", ""),
     "pfm": ("p", "flow", "space"),
+    "nf": ("z", "nf", "space"),
 }
 MODEL_HELP = {
     "langevin": "the paper's q-space Langevin diffusion, implicit score matching (exact)",
@@ -37,6 +38,7 @@ MODEL_HELP = {
     "fm-fitted": "flow matching from a Gaussian fitted to the lifted data, in q-space (exact)",
     "pddpm": "baseline: DDPM on scaled 3-momenta (does not conserve energy-momentum)",
     "pfm": "baseline: flow matching on scaled 3-momenta (does not conserve energy-momentum)",
+    "nf": "spline normalizing flow in z-space from uniform phase space; exact density in one pass (exact)",
 }
 
 # Each preset: (model-config overrides, train-config overrides), per model. The cpu preset is
@@ -52,7 +54,8 @@ PRESETS: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
     "cpu": {
         # Implicit score matching costs 3N extra backward passes: fewer, smaller steps.
         "langevin": ({"width": 128, "depth": 3}, dict(_CPU_COMMON, steps=4000, batch_size=256)),
-        **{m: ({}, _CPU_COMMON) for m in MODEL_KINDS if m != "langevin"},
+        "nf": ({"width": 128, "depth": 2}, _CPU_COMMON),
+        **{m: ({}, _CPU_COMMON) for m in MODEL_KINDS if m not in ("langevin", "nf")},
     },
     # The paper's smooth-target run (muon decay): 500 linear steps, exact score drift, its time law
     # and loss weight, MLP 4 x 256, batch 1024, ~300 epochs of 500k events. Meant for a GPU.
@@ -80,12 +83,15 @@ TARGET_OPTIONS: dict[str, dict[str, object]] = {
     "muon": {},
     "qqg": {"ycut": 1e-3},
     "sarge": {"n_particles": 10, "xi_max": 30.0},
+    "antenna": {"n_particles": 5, "ycut": 1e-3, "orderings": "one"},
 }
 TARGET_HELP = {
     "uniform": "uniform massless phase space (RAMBO), any number of particles",
     "muon": "muon decay at rest: e-, nu_mu, anti-nu_e",
     "qqg": "e+e- -> q qbar g at O(alpha_s) with the cut min y_ij > ycut",
     "sarge": "N-gluon QCD antenna events from the SARGE algorithm",
+    "antenna": "colour-ordered N-gluon antenna 1/(y12 y23 ... yN1), min y_ij > ycut: a density without "
+               "a sampler (weighted generation)",
 }
 
 # Events per chunk when streaming: amortises Python and HDF5 overhead; a chunk of 30-particle

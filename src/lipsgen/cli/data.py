@@ -8,21 +8,7 @@ import time
 from pathlib import Path
 
 from ..catalogue import DEFAULT_CHUNK_SIZE, TARGET_HELP, TARGET_OPTIONS
-from .options import (
-    add_force_option,
-    check_output,
-    particle_count,
-    positive_float,
-    positive_int,
-    seed_value,
-)
-
-# target parameter -> (flag, type, help)
-_OPTIONS = {
-    "n_particles": ("--particles", particle_count, "particles per event"),
-    "ycut": ("--ycut", positive_float, "cut on min y_ij = min 2 p_i.p_j / s"),
-    "xi_max": ("--xi-max", positive_float, "SARGE antenna cutoff xi_m"),
-}
+from .options import TARGET_FLAGS, add_force_option, check_output, positive_float, positive_int, seed_value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -34,9 +20,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     for name, options in TARGET_OPTIONS.items():
         sub = targets.add_parser(name, help=TARGET_HELP[name], description=TARGET_HELP[name] + ".")
         for key, default in options.items():
-            flag, kind, text = _OPTIONS[key]
+            flag, kind, text = TARGET_FLAGS[key]
             sub.add_argument(flag, dest=key, type=kind, required=default is None, default=default,
-                             help=text + (" (required)" if default is None else f" (default {default:g})"))
+                             help=text + (" (required)" if default is None else f" (default {default})"))
         sub.add_argument("--events", type=positive_int, required=True, help="number of events")
         sub.add_argument("--out", type=Path, required=True, help="output event file (.h5, .npz, .lhe, .lhe.gz)")
         add_force_option(sub)

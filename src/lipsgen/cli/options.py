@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 
 def positive_int(text: str) -> int:
@@ -65,3 +66,18 @@ def check_output(out: Path, *, inputs: Iterable[Path | None] = (), force: bool =
             raise FileExistsError(f"{out}: is also an input of this command; choose another output")
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; pass --force to overwrite it")
+
+
+def _ordering(text: str) -> str:
+    if text not in ("one", "all"):
+        raise argparse.ArgumentTypeError(f"must be one or all, got {text!r}")
+    return text
+
+
+# target parameter -> (flag, type, help), for lipsgen data and train
+TARGET_FLAGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "n_particles": ("--particles", particle_count, "particles per event"),
+    "ycut": ("--ycut", positive_float, "cut on min y_ij = min 2 p_i.p_j / s"),
+    "xi_max": ("--xi-max", positive_float, "SARGE antenna cutoff xi_m"),
+    "orderings": ("--orderings", _ordering, "one colour ordering or all (N <= 6)"),
+}

@@ -23,7 +23,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="output event file (.h5; .npz, .lhe or .lhe.gz without --trajectory)")
     add_force_option(parser)
     parser.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: the model's)")
-    parser.add_argument("--solver", default=None, help="sde, euler, heun or langevin (default: the model's)")
+    parser.add_argument("--solver", default=None,
+                        help="sde, euler, heun, langevin, ode or flow (default: the model's)")
     parser.add_argument("--trajectory", type=non_negative_int, default=0,
                         help="also store K evenly spaced states of each run, noise end first")
     parser.add_argument("--from-data", type=Path, default=None, help="partial run: start from these events...")
@@ -31,6 +32,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="...noised to this time in (0, 1] (1: pure noise, i.e. uniform phase space; 0: the data)")
     parser.add_argument("--apply-cuts", action="store_true",
                         help="reject and replace events outside the training target's cuts (qqg: min y_ij > ycut)")
+    parser.add_argument("--weights", action="store_true",
+                        help="weighted events: each event's exact weight (target density / model density) and "
+                        "the model's log-density beside it (datasets weights, log_model_density; LHE: XWGTUP); "
+                        "the sampler defaults to the model's deterministic one (ode, heun, flow)")
+    parser.add_argument("--density", default=None, metavar="MODULE:FUNCTION",
+                        help="with --weights: the target density, a Python function of events (n, N, 4) returning "
+                        "log |M|^2 (n,), unnormalised (default: the training target's closed form)")
     parser.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     parser.add_argument("--batch-size", type=positive_int, default=10_000, help="events per sampling batch")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -38,15 +46,28 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import event_format, read_attributes_h5, read_events, write_events
+    from ..io import event_format, read_attributes_h5, read_events, read_weights, write_events
     from ..sampling import sample_to_file
     from ..targets import target_from_attributes
+    from ..targets.density import Density, load_density
     from ..training import CheckpointError, load_model
     check_output(args.out, inputs=[args.checkpoint, args.from_data], force=args.force)
     fmt = event_format(args.out)
     if fmt != "hdf5" and args.trajectory:
         raise ValueError(f"{args.out}: trajectories are stored in HDF5 files only; write to a .h5 file")
+    if args.density and not args.weights:
+        raise ValueError("--density is the target density of weighted sampling: add --weights")
     model, state = load_model(args.checkpoint, args.device)
+    density: Density | None = None
+    if args.weights:
+        model.check_density()
+        recorded = str((state.get("data") or {}).get("density", ""))  # a model trained on a user's density
+        if args.density or recorded:
+            density = load_density(args.density or recorded)
+        elif not state.get("data"):
+            raise CheckpointError(f"{args.checkpoint}: records no training target; give its density with --density")
+        else:
+            density = target_from_attributes(state["data"])
     support, extra = None, {"checkpoint": str(args.checkpoint)}
     if args.apply_cuts:
         if not state.get("data"):
@@ -60,16 +81,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         sample_to_file(model, args.events, h5_out, steps=args.steps, solver=args.solver, seed=args.seed,
                        trajectory=args.trajectory, from_data=args.from_data, t=args.t,
-                       batch_size=args.batch_size, attributes=extra, support=support)
+                       batch_size=args.batch_size, attributes=extra, support=support, density=density)
         attrs = read_attributes_h5(h5_out)
         if fmt != "hdf5":
-            write_events(args.out, read_events(h5_out)[0], attrs)
+            write_events(args.out, read_events(h5_out)[0], attrs, weights=read_weights(h5_out))
     finally:
         if h5_out != args.out:
             h5_out.unlink(missing_ok=True)
     if args.apply_cuts:
         print(f"{attrs['support_acceptance']:.1%} of sampled events passed the {target.name} cuts "
               f"{extra['cuts']}", file=sys.stderr)
+    if density is not None:
+        print(f"weights for {density.name}: integral {attrs['weight_integral']:.5g} +- "
+              f"{attrs['weight_integral_error']:.2g}, relative std {attrs['weight_relative_std']:.3g}, "
+              f"ESS per event {attrs['weight_ess_per_event']:.3g}, unweighting efficiency "
+              f"{attrs['weight_unweighting_efficiency']:.3g}", file=sys.stderr)
     print(f"wrote {args.events} events from {model.config.model} to {args.out} in "
           f"{time.perf_counter() - start:.1f} s; conservation: mean |sum E - sqrt_s| / median E = "
           f"{attrs['conservation_energy']:.3g}, mean |sum p| / median E = {attrs['conservation_momentum']:.3g}",

@@ -6,18 +6,32 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from ..catalogue import MODEL_HELP, MODEL_KINDS, PRESET_HELP, PRESETS, Backbone
-from .options import positive_float, positive_int, seed_value
+from ..catalogue import MODEL_HELP, MODEL_KINDS, PRESET_HELP, PRESETS, TARGET_OPTIONS, Backbone
+from .options import TARGET_FLAGS, particle_count, positive_float, positive_int, seed_value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train", help="train a generative model on an event file",
-        description="Train a model on events from an event file. The final EMA checkpoint is written "
-        "to OUT/model.pt, the resumable training state to OUT/checkpoint.pt.",
+        description="Train a model on events from an event file (--data), or a normalizing flow (--model nf) "
+        "on a target density alone, without events (--target NAME or --density MODULE:FUNCTION). The final EMA "
+        "checkpoint is written to OUT/model.pt, the resumable training state to OUT/checkpoint.pt.",
     )
-    parser.add_argument("--data", type=Path, required=True, help="training events (.h5, .npz, .lhe)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="training events (.h5, .npz, .lhe)")
+    source.add_argument("--target", choices=list(TARGET_OPTIONS), default=None,
+                        help="train from this target's closed-form density, without events (nf only); its "
+                        "options: --particles, --ycut, --xi-max, --orderings, --sqrt-s")
+    source.add_argument("--density", default=None, metavar="MODULE:FUNCTION",
+                        help="train from a Python function of events (n, N, 4) returning log |M|^2 (n,), "
+                        "without events (nf only; needs --particles)")
+    for key, (flag, kind, text) in TARGET_FLAGS.items():
+        parser.add_argument(flag, dest=key, type=particle_count if key == "n_particles" else kind, default=None,
+                            help=f"with --target or --density: {text}")
+    parser.add_argument("--sqrt-s", type=positive_float, default=None,
+                        help="with --target or --density: total energy (default 1)")
     parser.add_argument("--model", choices=list(MODEL_KINDS), required=True, metavar="MODEL",
                         help="model: " + "; ".join(f"{k}: {v}" for k, v in MODEL_HELP.items()))
     parser.add_argument("--backbone", choices=["mlp", "transformer"], default=None,
@@ -40,6 +54,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def _density_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The density to train on and the attributes that record it (target name and parameters)."""
+    from ..targets import make_target
+    from ..targets.density import load_density
+    sqrt_s = 1.0 if args.sqrt_s is None else args.sqrt_s
+    if args.density:
+        if args.n_particles is None:
+            raise ValueError("--density needs --particles N")
+        return load_density(args.density), {"target": "custom", "density": args.density,
+                                            "n_particles": args.n_particles, "sqrt_s": sqrt_s}
+    given = {k: getattr(args, k) for k in TARGET_OPTIONS[args.target] if getattr(args, k) is not None}
+    target = make_target(args.target, sqrt_s=sqrt_s, **given)
+    return target, {"target": target.name, "n_particles": target.n_particles, **target.parameters()}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io.formats import load_events
     from ..models.model import ModelConfig
@@ -48,11 +77,21 @@ def run(args: argparse.Namespace) -> int:
     from ..training.trainer import CHECKPOINT
     if (args.out / CHECKPOINT).exists() and not args.resume:
         raise FileExistsError(f"{args.out} already holds a training run; pass --resume or choose another --out")
-    events, attributes = load_events(args.data)
+    density, events = None, None
+    if args.data is not None:
+        given = [TARGET_FLAGS[k][0] for k in TARGET_FLAGS if getattr(args, k) is not None]
+        if given or args.sqrt_s is not None:
+            raise ValueError(f"{', '.join(given + (['--sqrt-s'] if args.sqrt_s is not None else []))}: target "
+                             f"options go with --target or --density, not --data")
+        events, attributes = load_events(args.data)
+        n_particles = int(events.shape[1])
+    else:
+        density, attributes = _density_source(args)
+        n_particles = int(attributes["n_particles"])
     target = str(attributes.get("target", "unknown"))
-    labelled = facts_from_attributes(attributes, int(events.shape[1])).labelled
+    labelled = facts_from_attributes(attributes, n_particles).labelled
     backbone: Backbone = args.backbone or ("mlp" if labelled else "transformer")
-    model_config = ModelConfig(model=args.model, n_particles=int(events.shape[1]), target=target,
+    model_config = ModelConfig(model=args.model, n_particles=n_particles, target=target,
                                sqrt_s=float(attributes["sqrt_s"]), backbone=backbone, lift=args.lift)
     model_config, train_config = resolve_preset(args.preset, model_config)
     overrides = {k: v for k, v in (("steps", args.max_steps), ("batch_size", args.batch_size), ("lr", args.lr),
@@ -70,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
         recorded = TrainConfig.from_dict(read_checkpoint(args.out / CHECKPOINT)["train_config"])
         train_config = replace(recorded, steps=args.max_steps)
     result = train(events, model_config, train_config, args.out, resume=args.resume, device=args.device,
-                   data_attributes=attributes)
-    print(f"trained {args.model} ({backbone}) on {len(events)} {target} events: {result.steps} steps in "
+                   data_attributes=attributes, density=density)
+    source = f"{len(events)} {target} events" if events is not None else f"the {target} density"
+    print(f"trained {args.model} ({backbone}) on {source}: {result.steps} steps in "
           f"{result.seconds:.1f} s, final loss {result.final_loss:.4g}; model at {result.model_path}",
           file=sys.stderr)
     return 0

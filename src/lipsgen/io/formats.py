@@ -11,11 +11,11 @@ from torch import Tensor
 from ..coordinates.rambo import to_cm_frame
 from ..validation import check_events
 from .errors import EventFileError
-from .hdf5 import read_events_h5, write_events_h5
-from .lhe import read_events_lhe, write_events_lhe
-from .npz import read_events_npz, write_events_npz
+from .hdf5 import read_events_h5, read_weights_h5, write_events_h5
+from .lhe import read_events_lhe, read_weights_lhe, write_events_lhe
+from .npz import read_events_npz, read_weights_npz, write_events_npz
 
-__all__ = ["event_format", "read_events", "write_events", "load_events", "FILE_RTOL"]
+__all__ = ["event_format", "read_events", "read_weights", "write_events", "load_events", "FILE_RTOL"]
 
 _SUFFIXES = {".h5": "hdf5", ".hdf5": "hdf5", ".npz": "npz", ".lhe": "lhe", ".lhe.gz": "lhe"}
 
@@ -50,15 +50,27 @@ def _energy_attribute(path: str | os.PathLike[str], value: Any) -> float:
     return energy
 
 
-def write_events(path: str | os.PathLike[str], events: Tensor, attributes: dict[str, Any]) -> Path:
-    """Write events (n, N, 4) with attributes, in the format the file name asks for (atomically)."""
+def read_weights(path: str | os.PathLike[str]) -> Tensor | None:
+    """The event weights (n,) float64 of a file of weighted events, or None if they are unweighted."""
+    fmt = event_format(path)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such event file")
+    return {"hdf5": read_weights_h5, "npz": read_weights_npz, "lhe": read_weights_lhe}[fmt](path)
+
+
+def write_events(path: str | os.PathLike[str], events: Tensor, attributes: dict[str, Any],
+                 weights: Tensor | None = None) -> Path:
+    """Write events (n, N, 4) with attributes and optional weights (n,), in the format the file name
+    asks for (atomically)."""
     fmt = event_format(path)
     n, n_particles = events.shape[:2]
+    if weights is not None and tuple(weights.shape) != (n,):
+        raise ValueError(f"{path}: {tuple(weights.shape)} weights for {n} events")
     if fmt == "hdf5":
         return write_events_h5(path, [events], n_events=n, n_particles=n_particles,
-                               attributes=_hdf5_safe(attributes))
+                               attributes=_hdf5_safe(attributes), weights=weights)
     if fmt == "npz":
-        return write_events_npz(path, events, attributes)
+        return write_events_npz(path, events, attributes, weights)
     from ..targets.facts import facts_from_attributes  # targets sit above io
 
     recorded = list(attributes.get("pdg_ids") or ())
@@ -66,7 +78,7 @@ def write_events(path: str | os.PathLike[str], events: Tensor, attributes: dict[
         raise ValueError(f"{path}: {len(recorded)} PDG ids for {n_particles} particles")
     pdg_ids = recorded or facts_from_attributes(attributes, n_particles).pdg_ids
     return write_events_lhe(path, [events], sqrt_s=float(attributes.get("sqrt_s", 1.0)), pdg_ids=pdg_ids,
-                            attributes=_json_safe(attributes))
+                            attributes=_json_safe(attributes), weights=weights)
 
 
 def _json_safe(attributes: dict[str, Any]) -> dict[str, Any]:

@@ -21,9 +21,10 @@ from ..progress import progress_bar
 from .atomic import atomic_output
 from .errors import EventFileError
 
-__all__ = ["write_events_h5", "read_events_h5", "read_attributes_h5", "EventFileError"]
+__all__ = ["write_events_h5", "read_events_h5", "read_attributes_h5", "read_weights_h5", "EventFileError"]
 
 MOMENTA = "momenta"
+WEIGHTS = "weights"
 
 
 def write_events_h5(
@@ -34,19 +35,25 @@ def write_events_h5(
     n_particles: int,
     attributes: Mapping[str, Any],
     progress: bool | None = None,
+    weights: Tensor | None = None,
 ) -> Path:
     """Stream event chunks (each (m, n_particles, 4)) into ``path``; ``n_events`` in all.
 
     ``attributes`` are stored on the file (``lipsgen_version`` is added). ``progress=None`` shows a
-    progress bar only on a terminal. Returns the path written.
+    progress bar only on a terminal. ``weights`` (n_events,) are stored as the dataset ``weights``.
+    Returns the path written.
     """
     path = Path(path)
+    if weights is not None and tuple(weights.shape) != (n_events,):
+        raise ValueError(f"{path}: {tuple(weights.shape)} weights for {n_events} events")
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         chunk_shape = (min(n_events, 16384), n_particles, 4) if n_events else None
         dset = f.create_dataset(MOMENTA, shape=(n_events, n_particles, 4), dtype="f8", chunks=chunk_shape)
         for key, value in attributes.items():
             f.attrs[key] = value
         f.attrs["lipsgen_version"] = __version__
+        if weights is not None:
+            f.create_dataset(WEIGHTS, data=weights.detach().to("cpu", torch.float64).numpy())
         written = 0
         with progress_bar(total=n_events, unit="ev", desc=f"writing {path.name}", enable=progress) as bar:
             for chunk in chunks:
@@ -110,3 +117,18 @@ def read_events_h5(
             raise EventFileError(f"{path}: '{MOMENTA}' cannot be read, file corrupt? ({err})") from None
         attributes = {k: _plain(v) for k, v in f.attrs.items()}
     return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float64)).to(dtype), attributes
+
+
+def read_weights_h5(path: str | os.PathLike[str]) -> Tensor | None:
+    """The dataset ``weights`` (n,) float64 of an event file, or None if its events are unweighted."""
+    with _open(path) as f:
+        if WEIGHTS not in f:
+            return None
+        dset, n_events = f[WEIGHTS], f[MOMENTA].shape[0] if MOMENTA in f else None
+        if not isinstance(dset, h5py.Dataset) or dset.shape != (n_events,):
+            raise EventFileError(f"{path}: '{WEIGHTS}' must have one entry per event ({n_events}), "
+                                 f"got shape {getattr(dset, 'shape', None)}")
+        try:
+            return torch.from_numpy(np.asarray(dset[...], dtype=np.float64))
+        except OSError as err:
+            raise EventFileError(f"{path}: '{WEIGHTS}' cannot be read, file corrupt? ({err})") from None

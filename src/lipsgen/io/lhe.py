@@ -23,10 +23,11 @@ from .._version import __version__
 from .atomic import atomic_output
 from .errors import EventFileError
 
-__all__ = ["write_events_lhe", "read_events_lhe"]
+__all__ = ["write_events_lhe", "read_events_lhe", "read_weights_lhe"]
 
-# Full double precision for momenta; the rest as pylhe's default.
+# Full double precision for momenta and event weights; the rest as pylhe's default.
 _FORMAT_FIELDS: dict[str, Any] = dict(
+    eventinfo="{nparticles:3d} {pid:6d} {weight: .16e} {scale: 15.10e} {aqed: 15.10e} {aqcd: 15.10e}",
     particle="{id:5d} {status:3d} {mother1:3d} {mother2:3d} {color1:4d} {color2:4d} "
     "{px: .16e} {py: .16e} {pz: .16e} {e: .16e} {m: .16e} {lifetime: 10.4e} {spin: 10.4e}",
 )
@@ -54,21 +55,25 @@ def _colours(pdg_ids: Sequence[int]) -> list[tuple[int, int]]:
     return colours
 
 
-def _lhe_events(events: Iterable[Tensor], pdg_ids: Sequence[int], sqrt_s: float) -> Iterator[pylhe.LHEEvent]:
+def _lhe_events(events: Iterable[Tensor], pdg_ids: Sequence[int], sqrt_s: float,
+                weights: Tensor | None) -> Iterator[pylhe.LHEEvent]:
     half = sqrt_s / 2
     colours = _colours(pdg_ids)
     beams = [
         pylhe.LHEParticle(_ELECTRON, -1, 0, 0, 0, 0, 0.0, 0.0, half, half, 0.0, 0.0, 9.0),
         pylhe.LHEParticle(_POSITRON, -1, 0, 0, 0, 0, 0.0, 0.0, -half, half, 0.0, 0.0, 9.0),
     ]
+    index = 0
     for chunk in events:
         for event in chunk.detach().to("cpu", torch.float64).numpy():
+            weight = 1.0 if weights is None else float(weights[index])
+            index += 1
             outgoing = [
                 pylhe.LHEParticle(int(pid), 1, 1, 2, c1, c2, float(px), float(py), float(pz), float(e),
                                   0.0, 0.0, 9.0)
                 for pid, (c1, c2), (e, px, py, pz) in zip(pdg_ids, colours, event)
             ]
-            info = pylhe.LHEEventInfo(len(outgoing) + 2, 1, 1.0, sqrt_s, 1 / 137.035999, 0.118)
+            info = pylhe.LHEEventInfo(len(outgoing) + 2, 1, weight, sqrt_s, 1 / 137.035999, 0.118)
             yield pylhe.LHEEvent(eventinfo=info, particles=beams + outgoing)
 
 
@@ -79,19 +84,30 @@ def write_events_lhe(
     sqrt_s: float,
     pdg_ids: Sequence[int],
     attributes: dict[str, Any] | None = None,
+    weights: Tensor | None = None,
 ) -> Path:
     """Write chunks of events (each (m, N, 4)) to an LHE file (gzip if the name ends in .gz);
-    ``attributes`` (JSON-serialisable) go into the header, so reading the file gives them back."""
+    ``attributes`` (JSON-serialisable) go into the header, so reading the file gives them back.
+
+    ``weights`` (n,) become the events' XWGTUP; the process's cross section XSECUP is their mean,
+    XERRUP its Monte Carlo error, XMAXUP their maximum, and IDWTUP is 4 (weighted events), or 3
+    when every weight is the same (unweighted); without weights, IDWTUP = 3 and unit weights."""
     path = Path(path)
+    xsec, xerr, xmax, idwtup = 1.0, 0.0, 1.0, 3
+    if weights is not None:
+        w = weights.detach().to("cpu", torch.float64)
+        xsec, xmax = float(w.mean()), float(w.max())
+        xerr = float(w.std() / len(w) ** 0.5) if len(w) > 1 else 0.0
+        idwtup = 3 if bool((w == w[0]).all()) else 4
     element = ET.Element(_ATTRIBUTES_TAG)
     element.text = json.dumps({**(attributes or {}), "lipsgen_version": __version__})
     header = pylhe.LHEHeader(initrwgt=pylhe.LHEInitRWGT(), extra_elements=[element])
     init = pylhe.LHEInit(
-        initInfo=pylhe.LHEInitInfo(_ELECTRON, _POSITRON, sqrt_s / 2, sqrt_s / 2, 0, 0, 0, 0, 3, 1),
-        procInfo=[pylhe.LHEProcInfo(1.0, 0.0, 1.0, 1)],
+        initInfo=pylhe.LHEInitInfo(_ELECTRON, _POSITRON, sqrt_s / 2, sqrt_s / 2, 0, 0, 0, 0, idwtup, 1),
+        procInfo=[pylhe.LHEProcInfo(xsec, xerr, xmax, 1)],
         generators=[pylhe.LHEGenerator("lipsgen", __version__, "generative models on phase space")],
     )
-    lhe = pylhe.LHEFile(init=init, events=_lhe_events(events, list(pdg_ids), sqrt_s), header=header)
+    lhe = pylhe.LHEFile(init=init, events=_lhe_events(events, list(pdg_ids), sqrt_s, weights), header=header)
     fmt = pylhe.LHEXMLFormat(compress=path.name.endswith(".gz"), **_FORMAT_FIELDS)
     with atomic_output(path) as tmp:
         lhe.tofile(tmp, lheformat=fmt)
@@ -152,3 +168,17 @@ def _recorded_attributes(header: pylhe.LHEHeader | None) -> dict[str, Any]:
             if isinstance(values, dict):
                 return values
     return {}
+
+
+def read_weights_lhe(path: str | os.PathLike[str]) -> Tensor | None:
+    """The events' XWGTUP (n,) float64 if the file holds weighted events (IDWTUP = +-4, or weights
+    that differ), else None."""
+    try:
+        lhe = pylhe.LHEFile.fromfile(path)
+        weights = np.array([float(event.eventinfo.weight) for event in lhe.events], dtype=np.float64)
+        idwtup = abs(int(lhe.init.initInfo.weightingStrategy))
+    except Exception as err:  # as in read_events_lhe
+        raise EventFileError(f"{path}: not a readable LHE file ({type(err).__name__}: {err})") from None
+    if idwtup != 4 and (len(weights) == 0 or bool((weights == weights[0]).all())):
+        return None
+    return torch.from_numpy(weights)

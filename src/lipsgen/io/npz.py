@@ -16,16 +16,33 @@ from .._version import __version__
 from .atomic import atomic_output
 from .errors import EventFileError
 
-__all__ = ["write_events_npz", "read_events_npz"]
+__all__ = ["write_events_npz", "read_events_npz", "read_weights_npz"]
 
 
-def write_events_npz(path: str | os.PathLike[str], events: Tensor, attributes: dict[str, Any]) -> Path:
-    """Write events (n, N, 4) and their attributes; exact for float64."""
+def write_events_npz(path: str | os.PathLike[str], events: Tensor, attributes: dict[str, Any],
+                     weights: Tensor | None = None) -> Path:
+    """Write events (n, N, 4), their attributes and optionally their weights (n,); exact for float64."""
     path = Path(path)
     meta = json.dumps({**attributes, "lipsgen_version": __version__})
+    momenta = events.detach().to("cpu", torch.float64).numpy()
     with atomic_output(path) as tmp, open(tmp, "wb") as f:  # a file object: savez adds no suffix
-        np.savez(f, momenta=events.detach().to("cpu", torch.float64).numpy(), attributes=np.array(meta))
+        if weights is None:
+            np.savez(f, momenta=momenta, attributes=np.array(meta))
+        else:
+            np.savez(f, momenta=momenta, attributes=np.array(meta),
+                     weights=weights.detach().to("cpu", torch.float64).numpy())
     return path
+
+
+def read_weights_npz(path: str | os.PathLike[str]) -> Tensor | None:
+    """The array ``weights`` (n,) float64, or None if the file has none."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "weights" not in data.files:
+                return None
+            return torch.from_numpy(np.asarray(data["weights"], dtype=np.float64))
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as err:
+        raise EventFileError(f"{path}: not a readable npz file ({type(err).__name__}: {err})") from None
 
 
 def read_events_npz(path: str | os.PathLike[str]) -> tuple[Tensor, dict[str, Any]]:

@@ -9,10 +9,12 @@ import torch
 from torch import Tensor, nn
 
 from ..catalogue import MODEL_KINDS, Backbone, Divergence, Drift, Lift, LossWeight, ReverseVariance, TimeLaw
+from ..coordinates.qspace import prior_log_prob
 from ..random import make_generator
+from .flows import SplineFlow, standard_normal_log_prob
 from .networks import MLPBackbone, TransformerBackbone
-from .processes import FlowMatching, LangevinDiffusion, Process, VPDiffusion
-from .spaces import Space, make_space
+from .processes import FlowMatching, LangevinDiffusion, NormalizingFlowProcess, Process, VPDiffusion
+from .spaces import QSpace, Space, make_space
 
 __all__ = ["ModelConfig", "GenerativeModel", "MODEL_KINDS", "SampleOutput", "FittedGaussian"]
 
@@ -45,6 +47,9 @@ class ModelConfig:
     beta_min: float = 0.1
     beta_max: float = 20.0
     final_denoise: bool = True  # end the VP reverse run with Tweedie's estimate at t = 0
+    # normalizing flow (width and depth size each layer's masked MLP)
+    flow_transforms: int = 6
+    spline_bins: int = 8
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -97,15 +102,26 @@ class FittedGaussian(nn.Module):
         z = torch.randn((n, self.mean.shape[0]), generator=generator, device=device)
         return (self.mean + z @ self.chol.T).view(n, -1, 3)
 
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Log-density (n,) float64 of states x (n, N, 3)."""
+        chol = self.chol.double()
+        white = torch.linalg.solve_triangular(chol, (x.flatten(1).double() - self.mean.double()).T, upper=False).T
+        return standard_normal_log_prob(white) - torch.log(chol.diagonal()).sum()
+
 
 @dataclass
 class SampleOutput:
     """Events (n, N, 4) float64 and, if asked for, the trajectory: events (K, n, N, 4) at
-    ``times`` (K,), noise end first."""
+    ``times`` (K,), noise end first, or the model's density: ``log_density`` (n,) float64 is
+    ``log(g / rho_0)`` at the sampled state, the model's density relative to uniform phase space
+    lifted with the exact fibre law (0 for a model that samples uniform phase space; the same in
+    q- and z-space, as the coordinate Jacobians cancel). The weight of an event for a target
+    density m relative to uniform, ``m V_N``, is ``exp(log(m V_N) - log_density)``."""
 
     events: Tensor
     trajectory: Tensor | None = None
     times: Tensor | None = None
+    log_density: Tensor | None = None
 
 
 class GenerativeModel(nn.Module):
@@ -116,12 +132,17 @@ class GenerativeModel(nn.Module):
         self.config = config
         space_name, process_name, prior = MODEL_KINDS[config.model]
         self.space: Space = make_space(space_name, config.n_particles, config.sqrt_s, config.lift)
-        backbone = MLPBackbone if config.backbone == "mlp" else TransformerBackbone
-        kwargs: dict[str, Any] = dict(width=config.width, depth=config.depth, time_dim=config.time_dim,
-                                      pair_features=config.pair_features)
-        if config.backbone == "transformer":
-            kwargs["heads"] = config.heads
-        self.net = backbone(config.n_particles, **kwargs)
+        self.net: nn.Module
+        if process_name == "nf":
+            self.net = SplineFlow(config.n_particles, transforms=config.flow_transforms, width=config.width,
+                                  depth=config.depth, bins=config.spline_bins)
+        else:
+            backbone = MLPBackbone if config.backbone == "mlp" else TransformerBackbone
+            kwargs: dict[str, Any] = dict(width=config.width, depth=config.depth, time_dim=config.time_dim,
+                                          pair_features=config.pair_features)
+            if config.backbone == "transformer":
+                kwargs["heads"] = config.heads
+            self.net = backbone(config.n_particles, **kwargs)
         self.fitted = FittedGaussian(config.n_particles) if prior == "fitted" else None
         self.process = self._make_process(process_name, prior)
 
@@ -132,6 +153,8 @@ class GenerativeModel(nn.Module):
                                      c.time_law or "paper", c.loss_weight or "paper", c.states_per_chain)
         if name == "vp":
             return VPDiffusion(c.beta_min, c.beta_max, final_denoise=c.final_denoise)
+        if name == "nf":
+            return NormalizingFlowProcess()
         return FlowMatching(self.noise_prior)
 
     def noise_prior(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
@@ -139,6 +162,32 @@ class GenerativeModel(nn.Module):
         if self.fitted is not None:
             return self.fitted.sample(n, generator, device)
         return self.space.prior(n, generator, device)
+
+    @property
+    def has_density(self) -> bool:
+        """Whether sampled events come with an exact density (exact space, deterministic solver)."""
+        return self.space.exact and bool(self.process.density_solvers)
+
+    def check_density(self) -> None:
+        """Refuse models without an exact density, saying why."""
+        if not self.space.exact:
+            raise ValueError(f"model {self.config.model} has no density on phase space: it works on momenta "
+                             f"directly and does not conserve energy-momentum")
+        if not self.process.density_solvers:
+            raise ValueError(f"model {self.config.model} has no sampler with a tractable density")
+
+    def reference_log_prob(self, x: Tensor) -> Tensor:
+        """``log rho_0`` (n,) float64 of states x (n, N, 3): the lifted uniform phase space in this
+        model's space (the RAMBO prior in q-space, N(0, I) in z-space)."""
+        if isinstance(self.space, QSpace):
+            return prior_log_prob(x.double())
+        return standard_normal_log_prob(x)
+
+    def noise_log_prob(self, x: Tensor) -> Tensor:
+        """Log-density (n,) float64 of the sampler's noise end at states x (n, N, 3)."""
+        if self.fitted is not None:
+            return self.fitted.log_prob(x)
+        return self.reference_log_prob(x)
 
     def fit_data(self, events: Tensor, generator: torch.Generator) -> None:
         """Fit data-dependent state: the p-space scale, the fitted Gaussian prior."""
@@ -165,17 +214,31 @@ class GenerativeModel(nn.Module):
         trajectory: int = 0,
         start: Tensor | None = None,
         t_start: float = 1.0,
+        density: bool = False,
     ) -> SampleOutput:
         """Draw events with ``seed`` or ``generator``; ``trajectory = K`` also records K evenly spaced
-        states of every run; ``start`` (n, N, 3) replaces the prior draw for partial runs at ``t_start``."""
+        states of every run; ``start`` (n, N, 3) replaces the prior draw for partial runs at ``t_start``;
+        ``density`` also returns each event's exact model density (``log_density``; the solver
+        defaults to the first of ``process.density_solvers``), at about 3N times the cost."""
         device = next(self.net.parameters()).device
         generator = make_generator(seed, generator, device)
         steps = self.process.default_steps if steps is None else steps
-        solver = self.process.solvers[0] if solver is None else solver
+        if density:
+            self.check_density()
+            if trajectory or start is not None:
+                raise ValueError("densities are computed for full runs from the noise end, without trajectories")
+        if solver is None:
+            solver = self.process.density_solvers[0] if density else self.process.solvers[0]
         x = self.noise_prior(n_events, generator, device) if start is None else start.to(device)
         was_training = self.net.training
         self.net.eval()
         try:
+            if density:
+                log_start = self.noise_log_prob(x)
+                x, log_det = self.process.sample_with_log_det(self.net, x, steps=steps, solver=solver,
+                                                              generator=generator)
+                return SampleOutput(self.space.decode(x),
+                                    log_density=log_start - log_det - self.reference_log_prob(x))
             x, recorded = self.process.sample(self.net, x, steps=steps, solver=solver, generator=generator,
                                               t_start=t_start, trajectory=trajectory)
         finally:

@@ -18,7 +18,9 @@ from ..io.errors import EventFileError
 from ..io.formats import event_format, load_events
 from ..models.model import GenerativeModel
 from ..progress import progress_bar
+from ..targets.density import Density, checked_log_density
 from ..training.trainer import derived_generator
+from .weights import log_event_weights, summarise_weights
 
 __all__ = ["sample_to_file", "partial_start", "load_partial_data"]
 
@@ -60,6 +62,7 @@ def sample_to_file(
     attributes: dict[str, Any] | None = None,
     progress: bool | None = None,
     support: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    density: Density | None = None,
 ) -> Path:
     """Sample ``n_events`` events into an HDF5 file laid out like ``lipsgen data`` output; with
     ``trajectory = K`` also datasets ``trajectory`` (K, events, particles, 4) and
@@ -70,7 +73,12 @@ def sample_to_file(
 
     ``support`` (e.g. ``target.in_support``) maps events (n, N, 4) to a mask (n,): runs ending
     outside it are rejected and replaced, as a generator applies its generation cuts; the accepted
-    fraction is stored as the attribute ``support_acceptance``."""
+    fraction is stored as the attribute ``support_acceptance``.
+
+    ``density`` (a target's, or :func:`lipsgen.targets.density.load_density`) makes the events
+    weighted: datasets ``weights`` (n,), ``log_model_density`` (``log(g / rho_0)``, see
+    :class:`lipsgen.models.SampleOutput`) and ``log_target_density`` (n,), and the weight summary
+    in attributes ``weight_*`` (:class:`lipsgen.sampling.weights.WeightSummary`)."""
     if event_format(out) != "hdf5":
         raise ValueError(f"{out}: sample_to_file writes HDF5 (.h5); convert with lipsgen.io.write_events")
     if (from_data is None) != (t is None):
@@ -78,9 +86,15 @@ def sample_to_file(
     if support is not None and from_data is not None:
         raise ValueError("a partial run (from_data) denoises given events one to one; it cannot reject any "
                          "(no support cuts)")
+    if density is not None:
+        model.check_density()
+        if support is not None or from_data is not None or trajectory:
+            raise ValueError("weighted sampling runs full reverse runs without trajectories or cuts (events "
+                             "outside the target's support get weight 0)")
     config = model.config
     steps = model.process.default_steps if steps is None else steps
-    solver = model.process.solvers[0] if solver is None else solver
+    if solver is None:
+        solver = (model.process.density_solvers if density is not None else model.process.solvers)[0]
     model.process.check_solver(solver)
     if steps < 1:
         raise ValueError(f"steps must be positive, got {steps}")
@@ -91,6 +105,8 @@ def sample_to_file(
         "steps": steps, "solver": solver, "seed": seed, "exact": model.space.exact,
         "lipsgen_version": __version__, **(attributes or {}),
     }
+    if density is not None:
+        meta.update(weighted=True, density=density.name, density_normalised=bool(density.density_normalised))
     data = None
     if from_data is not None and t is not None:
         if not 0 < t <= 1:
@@ -101,6 +117,8 @@ def sample_to_file(
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         momenta = f.create_dataset("momenta", (n_events, n_particles, 4), dtype="f8")
         states = None
+        weighted = {key: f.create_dataset(key, (n_events,), dtype="f8")
+                    for key in ("weights", "log_model_density", "log_target_density")} if density else {}
         for key, value in meta.items():
             f.attrs[key] = value
         done, index, proposed, passed = 0, 0, 0, 0
@@ -113,8 +131,15 @@ def sample_to_file(
                 gen = derived_generator(seed, "sample", index, device)
                 start = None if data is None or t is None else partial_start(model, data[done:done + size], t, gen)
                 result = model.sample(size, generator=gen, steps=steps, solver=solver, trajectory=trajectory,
-                                      start=start, t_start=1.0 if t is None else t)
+                                      start=start, t_start=1.0 if t is None else t, density=density is not None)
                 events, path_states = result.events, result.trajectory
+                if density is not None and result.log_density is not None:
+                    log_target = checked_log_density(density, events)
+                    log_w = log_event_weights(log_target, result.log_density, n_particles=n_particles,
+                                              sqrt_s=config.sqrt_s)
+                    for key, value in (("weights", log_w.exp()), ("log_model_density", result.log_density),
+                                       ("log_target_density", log_target)):
+                        weighted[key][done:done + size] = value.cpu().numpy()
                 proposed += size
                 if support is not None:
                     keep = support(events)
@@ -138,6 +163,13 @@ def sample_to_file(
                 bar.update(kept)
         if support is not None:
             f.attrs["support_acceptance"] = passed / proposed
+        if density is not None:
+            weights = torch.from_numpy(weighted["weights"][...])
+            if not bool(torch.isfinite(weights).all()):
+                raise FloatingPointError("infinite event weights: the model's density vanishes where the "
+                                         "target's does not (its support does not cover the target)")
+            for key, value in summarise_weights(weights).as_dict().items():
+                f.attrs[f"weight_{key}"] = value
         metric = conservation_metric(torch.from_numpy(momenta[...]), sqrt_s=config.sqrt_s)
         for key, value in metric.as_dict().items():
             f.attrs[f"conservation_{key}"] = value

@@ -3,13 +3,15 @@
 import inspect
 from typing import Any
 
+from .antenna import Antenna
 from .base import DEFAULT_CHUNK_SIZE, Target, random_permutations
 from .muon import MuonDecay
 from .qqg import QQG
 from .sarge import Sarge, antenna
 from .uniform import Uniform, uniform_phase_space
 
-TARGETS: dict[str, type[Target]] = {"uniform": Uniform, "muon": MuonDecay, "qqg": QQG, "sarge": Sarge}
+TARGETS: dict[str, type[Target]] = {"uniform": Uniform, "muon": MuonDecay, "qqg": QQG, "sarge": Sarge,
+                                   "antenna": Antenna}
 
 
 def make_target(name: str, **parameters: Any) -> Target:
@@ -30,6 +32,6 @@ def target_from_attributes(attributes: dict[str, Any]) -> Target:
 
 
 __all__ = [
-    "DEFAULT_CHUNK_SIZE", "QQG", "TARGETS", "MuonDecay", "Sarge", "Target", "Uniform", "antenna",
+    "Antenna", "DEFAULT_CHUNK_SIZE", "QQG", "TARGETS", "MuonDecay", "Sarge", "Target", "Uniform", "antenna",
     "make_target", "random_permutations", "target_from_attributes", "uniform_phase_space",
 ]

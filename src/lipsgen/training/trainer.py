@@ -28,6 +28,7 @@ from ..devices import resolve_device
 from ..errors import Terminated
 from ..models.model import GenerativeModel, ModelConfig
 from ..progress import progress_bar
+from ..targets.density import Density, checked_log_density
 from .checkpoint import CheckpointError, config_mismatch, read_checkpoint, save_checkpoint
 from .config import TrainConfig
 
@@ -83,7 +84,7 @@ def _lr_factor(step: int, config: TrainConfig) -> float:
 
 
 def train(
-    events: Tensor,
+    events: Tensor | None,
     model_config: ModelConfig,
     train_config: TrainConfig,
     out_dir: str | os.PathLike[str],
@@ -93,6 +94,7 @@ def train(
     progress: bool | None = None,
     stop_after: int | None = None,
     data_attributes: dict[str, Any] | None = None,
+    density: Density | None = None,
 ) -> TrainResult:
     """Train on events (n, N, 4) (massless, CM frame at ``model_config.sqrt_s``); write
     ``out_dir/checkpoint.pt`` during training and the final EMA model to ``out_dir/model.pt``.
@@ -104,24 +106,41 @@ def train(
     ``resume=True`` continues from ``out_dir/checkpoint.pt`` to exactly the uninterrupted result;
     a different ``train_config.steps`` extends (or shortens) the run, its cosine schedule stretched
     to the new total from the step reached.
+
+    ``events=None`` with a target ``density`` trains without events, from the density alone (models
+    whose process has a ``density_loss``: the normalizing flow); ``data_attributes`` then name the
+    target and its parameters.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device)
     seed = train_config.seed
-    if train_config.max_events is not None:
-        events = events[: train_config.max_events]
-    if events.shape[1] != model_config.n_particles:
-        raise ValueError(f"data have {events.shape[1]} particles, the model expects {model_config.n_particles}")
-    n_events = events.shape[0]
-    if n_events < 2:
-        raise ValueError(f"need at least 2 training events, got {n_events}")
-    batch_size = min(train_config.batch_size, n_events)
-
     torch.manual_seed(seed)  # network initialisation
     model = GenerativeModel(model_config)
-    model.fit_data(events, derived_generator(seed, "fit"))
+    if events is None:
+        if density is None:
+            raise ValueError("training needs events or a target density")
+        if not model.process.trains_from_density:
+            raise ValueError(f"model {model_config.model} trains on events only; training from a density alone "
+                             f"needs a model with an exact one-pass density (nf)")
+        n_events, batch_size = 0, train_config.batch_size
+    else:
+        if train_config.max_events is not None:
+            events = events[: train_config.max_events]
+        if events.shape[1] != model_config.n_particles:
+            raise ValueError(f"data have {events.shape[1]} particles, the model expects {model_config.n_particles}")
+        n_events = events.shape[0]
+        if n_events < 2:
+            raise ValueError(f"need at least 2 training events, got {n_events}")
+        batch_size = min(train_config.batch_size, n_events)
+        model.fit_data(events, derived_generator(seed, "fit"))
     model.to(device)
+
+    def log_target(x: Tensor) -> Tensor:
+        """The lifted target's log-density (n,) at states x (n, N, 3) of the model's space."""
+        assert density is not None
+        return checked_log_density(density, model.space.decode(x)) + model.reference_log_prob(x)
+
     optimizer = torch.optim.AdamW(model.net.parameters(), lr=train_config.lr,
                                   weight_decay=train_config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, train_config))
@@ -173,16 +192,20 @@ def train(
     with progress_bar(total=train_config.steps, initial=step, unit="step",
                       desc=f"train {model_config.model}", enable=progress) as bar, _deferred_interrupts() as stop:
         while step < last:
-            epoch, offset = divmod(step, steps_per_epoch)
-            if epoch != cached_epoch:
-                gen = derived_generator(seed, "epoch", epoch)
-                encoded = model.space.encode(events, gen).to(device)
-                data = model.process.prepare_epoch(encoded, derived_generator(seed, "forward", epoch, device))
-                order = torch.randperm(n_items, generator=gen).to(device)
-                cached_epoch = epoch
-            index = order[offset * batch_size:(offset + 1) * batch_size]
-            batch = {k: v[index] for k, v in data.items()}
-            loss = model.process.loss(model.net, batch, derived_generator(seed, "step", step, device))
+            step_generator = derived_generator(seed, "step", step, device)
+            if events is None:
+                loss = model.process.density_loss(model.net, log_target, batch_size, step_generator, device)
+            else:
+                epoch, offset = divmod(step, steps_per_epoch)
+                if epoch != cached_epoch:
+                    gen = derived_generator(seed, "epoch", epoch)
+                    encoded = model.space.encode(events, gen).to(device)
+                    data = model.process.prepare_epoch(encoded, derived_generator(seed, "forward", epoch, device))
+                    order = torch.randperm(n_items, generator=gen).to(device)
+                    cached_epoch = epoch
+                index = order[offset * batch_size:(offset + 1) * batch_size]
+                batch = {k: v[index] for k, v in data.items()}
+                loss = model.process.loss(model.net, batch, step_generator)
             if not torch.isfinite(loss.detach()):
                 raise FloatingPointError(f"training diverged: loss {loss.item()} at step {step}; "
                                          f"lower the learning rate or check the data")

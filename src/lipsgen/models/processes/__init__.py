@@ -3,8 +3,10 @@
 from .base import Process, ode_step
 from .flow import FlowMatching
 from .langevin import LOSS_WEIGHTS, TIME_LAWS, LangevinDiffusion, langevin_schedule
-from .solver import Step, Trajectory, solve
+from .normalizing import NormalizingFlowProcess
+from .solver import DensityStep, Step, Trajectory, jacobian_step, solve, solve_with_log_det
 from .vp import VPDiffusion
 
-__all__ = ["FlowMatching", "LangevinDiffusion", "LOSS_WEIGHTS", "Process", "Step", "TIME_LAWS", "Trajectory",
-           "VPDiffusion", "langevin_schedule", "ode_step", "solve"]
+__all__ = ["DensityStep", "FlowMatching", "LangevinDiffusion", "LOSS_WEIGHTS", "NormalizingFlowProcess", "Process",
+           "Step", "TIME_LAWS", "Trajectory", "VPDiffusion", "jacobian_step", "langevin_schedule", "ode_step", "solve",
+           "solve_with_log_det"]

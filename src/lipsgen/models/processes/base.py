@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .solver import Step, Trajectory, solve
+from .solver import DensityStep, Step, Trajectory, jacobian_step, solve, solve_with_log_det
 
 __all__ = ["Process", "Velocity", "ode_step"]
 
@@ -40,8 +40,11 @@ class Process:
 
     default_steps: int = 100
     solvers: tuple[str, ...] = ("euler",)
+    # solvers whose steps are deterministic and invertible: the sampler's density is exact
+    density_solvers: tuple[str, ...] = ()
     # training items that prepare_epoch makes from each event (an epoch is one pass over them)
     items_per_event: int = 1
+    trains_from_density: bool = False  # whether density_loss is offered
 
     def prepare_epoch(self, x0: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         """Per-epoch training tensors from the encoded data x0 (n, N, 3); default: x0 itself.
@@ -50,6 +53,11 @@ class Process:
 
     def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator) -> Tensor:
         raise NotImplementedError
+
+    def density_loss(self, net: nn.Module, log_target: Callable[[Tensor], Tensor], batch_size: int,
+                     generator: torch.Generator, device: torch.device) -> Tensor:
+        """A loss from the target's log-density alone (no events); see ``trains_from_density``."""
+        raise NotImplementedError(f"{type(self).__name__} trains on events only")
 
     def noise(self, x0: Tensor, t: float, generator: torch.Generator) -> Tensor:
         """Forward-noise data x0 to time ``t`` in (0, 1] (for partial runs)."""
@@ -81,6 +89,23 @@ class Process:
         if steps < 1:
             raise ValueError(f"steps must be positive, got {steps}")
         return solve(self.step(net, solver, generator), x, self.time_grid(steps, t_start), trajectory)
+
+    def density_step(self, net: nn.Module, solver: str, generator: torch.Generator) -> DensityStep:
+        """The reverse step with its exact log-Jacobian (autograd, :func:`jacobian_step`)."""
+        return jacobian_step(self.step(net, solver, generator))
+
+    @torch.no_grad()
+    def sample_with_log_det(
+        self, net: nn.Module, x: Tensor, *, steps: int, solver: str, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """Run the reverse process from the noise end ``x``; returns the final state and the summed
+        log-determinant (n,) float64 of the steps (see :func:`solve_with_log_det`)."""
+        if solver not in self.density_solvers:
+            offered = ", ".join(self.density_solvers) or "none"
+            raise ValueError(f"solver {solver!r} has no tractable density; solvers with one: {offered}")
+        if steps < 1:
+            raise ValueError(f"steps must be positive, got {steps}")
+        return solve_with_log_det(self.density_step(net, solver, generator), x, self.time_grid(steps, 1.0))
 
     def check_solver(self, solver: str) -> None:
         if solver not in self.solvers:

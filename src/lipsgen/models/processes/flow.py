@@ -25,6 +25,7 @@ class FlowMatching(Process):
 
     default_steps = 100
     solvers = ("euler", "heun")
+    density_solvers = solvers
 
     def __init__(self, prior: PriorSampler) -> None:
         self.prior = prior

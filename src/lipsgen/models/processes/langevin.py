@@ -21,6 +21,11 @@ on a slice and whose score grows like 1/sigma_k near k = 0.
 Reverse: ``Q_{k-1} = Q_k - g s_ref + 2 g s_theta + sqrt(v) Z`` with ``v = 2g`` or
 ``2 g sigma_{k-1}^2 / sigma_k^2``, noiseless last step. The chain runs in float64 (the singular
 schedule's first steps, g ~ 5e-8, vanish in float32 rounding); the network sees float32.
+
+The ``ode`` solver follows the probability flow of the same chain instead: the forward chain
+discretises ``dQ = s_ref dtau + sqrt(2) dW`` (tau = sum g), whose marginals also follow
+``dQ/dtau = s_ref - grad log p_tau``, so ``Q_{k-1} = Q_k + g_k r_theta(Q_k, k)``: deterministic, with
+an exact density through its Jacobians (exact event weights).
 """
 
 from __future__ import annotations
@@ -55,7 +60,8 @@ def langevin_schedule(name: str) -> Tensor:
 
 
 class LangevinDiffusion(Process):
-    solvers = ("langevin",)
+    solvers = ("langevin", "ode")
+    density_solvers = ("ode",)
 
     def __init__(self, schedule: str = "smooth", drift: Drift = "score", eps: float = 0.2,
                  divergence: Divergence = "exact", probes: int = 1, variance: ReverseVariance = "2g",
@@ -158,6 +164,8 @@ class LangevinDiffusion(Process):
             x = x.to(torch.float64)
             tt = torch.full((x.shape[0],), t, device=x.device)
             residual = net(x.float(), tt).to(torch.float64)
+            if solver == "ode":  # probability flow: dQ/dtau = s_ref - s_theta = -r
+                return x + g * residual
             x = x + g * self.reference(x) + 2 * g * residual  # = x - g s_ref + 2 g (s_ref + r)
             if not last:
                 v = 2 * g if self.variance == "2g" else 2 * g * float(self.sigma2[k - 1] / self.sigma2[k])

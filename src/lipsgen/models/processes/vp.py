@@ -25,6 +25,7 @@ __all__ = ["VPDiffusion"]
 class VPDiffusion(Process):
     default_steps = 100
     solvers = ("heun", "euler", "sde")
+    density_solvers = ("heun", "euler")  # the probability-flow ODE (and the Tweedie step)
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, t_min: float = 1e-3,
                  final_denoise: bool = True) -> None:

@@ -1,0 +1,79 @@
+"""A normalizing flow as a one-step process: maximum likelihood on data, or importance-weighted
+KL from a target density alone (docs/design.md, "Exact event weights").
+
+The "network" is a :class:`lipsgen.models.flows.SplineFlow`; the reverse run is one step from the
+base draw (t = 1) to the state (t = 0), with the flow's own log-determinant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..flows import SplineFlow, standard_normal_log_prob
+from .base import Process
+from .solver import DensityStep, Step
+
+__all__ = ["NormalizingFlowProcess"]
+
+
+def _as_flow(net: nn.Module) -> SplineFlow:
+    if not isinstance(net, SplineFlow):
+        raise TypeError(f"the normalizing-flow process needs a SplineFlow, got {type(net).__name__}")
+    return net
+
+
+class NormalizingFlowProcess(Process):
+    default_steps = 1
+    solvers = ("flow",)
+    density_solvers = solvers
+    trains_from_density = True
+
+    def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator) -> Tensor:
+        """Negative log-likelihood per event of the encoded data ``batch["x0"]`` (n, N, 3)."""
+        return -_as_flow(net).log_prob(batch["x0"]).mean()
+
+    def density_loss(self, net: nn.Module, log_target: Callable[[Tensor], Tensor], batch_size: int,
+                     generator: torch.Generator, device: torch.device) -> Tensor:
+        """Forward KL to the target estimated by importance sampling from the flow itself:
+        ``-sum_i wbar_i log g(x_i)`` with x_i drawn from the flow (no gradient through the draw) and
+        ``wbar`` the self-normalised weights ``rho_T / g``. ``log_target`` maps states (n, N, 3) to
+        the unnormalised log-density (n,) of the lifted target in this space."""
+        flow = _as_flow(net)
+        z = torch.randn((batch_size, flow.n_particles, 3), generator=generator, device=device)
+        with torch.no_grad():
+            x, log_det = flow.from_noise(z)
+            log_w = log_target(x).double() - (standard_normal_log_prob(z) - log_det)
+        if not bool(torch.isfinite(log_w).any()):
+            raise FloatingPointError("no event drawn from the flow has a positive target density: the target's "
+                                     "support is too small for the flow to find")
+        weights = torch.softmax(log_w.nan_to_num(nan=-torch.inf), dim=0).to(x.dtype)
+        return -(weights * flow.log_prob(x)).sum()
+
+    def noise(self, x0: Tensor, t: float, generator: torch.Generator) -> Tensor:
+        raise ValueError("a normalizing flow has no noising path: partial runs need a diffusion or flow-matching "
+                         "model")
+
+    def time_grid(self, steps: int, t_start: float) -> list[float]:
+        if steps != 1 or t_start != 1.0:
+            raise ValueError(f"a normalizing flow samples in one step from the noise end (got steps={steps}, "
+                             f"t_start={t_start})")
+        return [1.0, 0.0]
+
+    def step(self, net: nn.Module, solver: str, generator: torch.Generator) -> Step:
+        flow = _as_flow(net)
+
+        def step(x: Tensor, t: float, t_next: float, last: bool) -> Tensor:
+            return flow.from_noise(x)[0]
+
+        return step
+
+    def density_step(self, net: nn.Module, solver: str, generator: torch.Generator) -> DensityStep:
+        flow = _as_flow(net)
+
+        def step(x: Tensor, t: float, t_next: float, last: bool) -> tuple[Tensor, Tensor]:
+            return flow.from_noise(x)
+
+        return step
