@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -41,8 +43,8 @@ class Uniform(Target):
 
     def log_density(self, events: Tensor) -> Tensor:
         """``log(1 / V_N)`` per event, shape (n,)."""
-        value = -torch.log(torch.tensor(phase_space_volume(self.n_particles, self.sqrt_s)))
-        return value.to(events).expand(self.check_shape(events).shape[0])
+        value = -math.log(phase_space_volume(self.n_particles, self.sqrt_s))  # in float64: no float32 rounding
+        return torch.full((self.check_shape(events).shape[0],), value, dtype=torch.float64, device=events.device)
 
 
 def uniform_phase_space(

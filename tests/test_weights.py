@@ -1,0 +1,342 @@
+"""Exact model densities and event weights: against closed forms, against exact expectations, and
+through the command line.
+
+Closed form: with a network linear in the state, every solver step is affine, so the sampler's
+output from N(0, I) is Gaussian with moments known by probing the step's map (no Jacobians); its
+log-density must equal the one the sampler reports through its Jacobians. Exact expectation: for
+any model with an exact density g and any normalised target m, the weights have mean 1 (the
+integral of m): a wrong Jacobian sign, a missing step or a wrong fibre factor moves the mean.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from conftest import run_cli
+from lipsgen.io import read_events, read_weights
+from lipsgen.kinematics import phase_space_volume
+from lipsgen.models.flows import SplineFlow, standard_normal_log_prob
+from lipsgen.models.model import GenerativeModel, ModelConfig
+from lipsgen.models.processes import FlowMatching, LangevinDiffusion, VPDiffusion, jacobian_step
+from lipsgen.sampling.weights import log_event_weights, reduced_maximum, summarise_weights, unweight
+from lipsgen.targets import Antenna, MuonDecay, make_target
+from lipsgen.targets.density import CallableDensity, checked_log_density, load_density
+
+
+def ok(*args: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+
+
+def fails(match: str, *args: str) -> None:
+    """The command fails with a one-line message matching ``match``."""
+    result = run_cli(*args)
+    assert result.returncode != 0 and re.search(match, result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+class Linear(nn.Module):
+    """A "network" ``a(t) x + b`` with fixed per-coordinate b: every solver step is affine."""
+
+    def __init__(self, a, b: Tensor) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+        self.dummy = nn.Parameter(torch.zeros(()))  # gives the sampler a device
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.a(t.view(-1, 1, 1).to(x.dtype)) * x + self.b.to(x.dtype)
+
+
+B = torch.tensor([[0.3, -0.2, 0.5], [0.1, 0.4, -0.6]])
+
+
+def standard_normal(n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+    return torch.randn((n, 2, 3), generator=generator, device=device, dtype=torch.float64)
+
+
+def affine_cases():
+    vp = VPDiffusion(final_denoise=True)
+    return [
+        ("flow-euler", FlowMatching(standard_normal), Linear(lambda t: 0.8 - 0.5 * t, B), "euler", 12),
+        ("flow-heun", FlowMatching(standard_normal), Linear(lambda t: 0.8 - 0.5 * t, B), "heun", 7),
+        ("vp-heun", vp, Linear(lambda t: 0.6 * vp.alpha_sigma(t)[1], B), "heun", 9),
+        ("langevin-ode", LangevinDiffusion("linear:0.01:0.03:15"), Linear(lambda t: -0.7 + 0.2 * t, B), "ode", 15),
+    ]
+
+
+@pytest.mark.parametrize("name, process, net, solver, steps", affine_cases(),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_sampler_density_equals_the_gaussian_closed_form(name, process, net, solver, steps):
+    net = net.double()
+    g = torch.Generator().manual_seed(3)
+    x0 = standard_normal(400, g, torch.device("cpu"))
+    x, log_det = process.sample_with_log_det(net, x0, steps=steps, solver=solver, generator=g)
+    got = standard_normal_log_prob(x0) - log_det
+    # the composed affine map x -> c x + d (c per step is the same for every coordinate), probed
+    step = process.step(net, solver, g)
+    times = process.time_grid(steps, 1.0)
+    zeros, ones = torch.zeros((1, 2, 3), dtype=torch.float64), torch.ones((1, 2, 3), dtype=torch.float64)
+    c, d = torch.ones((2, 3), dtype=torch.float64), torch.zeros((2, 3), dtype=torch.float64)
+    for i in range(len(times) - 1):
+        last = i + 2 == len(times)
+        at0, at1 = step(zeros, times[i], times[i + 1], last)[0], step(ones, times[i], times[i + 1], last)[0]
+        c, d = (at1 - at0) * c, (at1 - at0) * d + at0
+    expected = (-0.5 * ((x - d) / c).square() - torch.log(c.abs()) - 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
+    assert torch.allclose(x, c * x0 + d, atol=1e-10)
+    assert torch.allclose(got, expected, atol=1e-9), (got - expected).abs().max()
+
+
+def test_jacobian_step_matches_autograd_per_event():
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 6)).double()
+
+    def step(x: Tensor, t: float, t_next: float, last: bool) -> Tensor:
+        return x + 0.3 * mlp(x.flatten(1)).view_as(x) * x.roll(1, dims=-1)
+
+    x = torch.randn((7, 2, 3), dtype=torch.float64)
+    _, log_det = jacobian_step(step, max_rows=13)(x, 1.0, 0.5, False)  # small blocks: the splitting too
+    for i in range(len(x)):
+        jac = torch.autograd.functional.jacobian(lambda v: step(v.view(1, 2, 3), 1.0, 0.5, False).flatten(),
+                                                 x[i].flatten())
+        assert float(log_det[i]) == pytest.approx(float(torch.linalg.slogdet(jac)[1]), abs=1e-10)
+
+
+def perturbed_model(kind: str, scale: float, seed: int = 1, **options) -> GenerativeModel:
+    """An untrained model with random weights of size ``scale`` added (and a fitted prior set by hand)."""
+    torch.manual_seed(seed)
+    model = GenerativeModel(ModelConfig(kind, 3, width=32, depth=2, **options))
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize("kind, scale, options, steps", [
+    ("fm-z", 0.05, {}, 16), ("fm-q", 0.05, {}, 16), ("nf", 0.02, {}, None),
+    ("langevin", 0.05, {"schedule": "linear:0.002:0.01:40"}, None),
+])
+def test_weights_of_a_normalised_target_average_to_one(kind, scale, options, steps):
+    """E_g[w] = 1 for uniform phase space and for muon decay, for models far from both. (Not fm-fitted:
+    a Gaussian's tails are lighter than the fibre's exponential ones, so its weights have infinite
+    variance; its density is checked in closed form below.)"""
+    model = perturbed_model(kind, scale, **options)
+    out = model.sample(20_000, seed=2, density=True, steps=steps)
+    assert float(out.log_density.std()) > 0.02  # the model is not uniform: the density matters
+    for target in (make_target("uniform", n_particles=3), MuonDecay()):
+        w = log_event_weights(target.log_density(out.events), out.log_density, n_particles=3).exp()
+        summary = summarise_weights(w)
+        assert abs(summary.integral - 1) < 4 * summary.integral_error, (target.name, summary)
+        assert summary.integral_error < 0.02
+
+
+def test_weighted_events_reproduce_the_michel_spectrum():
+    """A model far from muon decay, reweighted: the x_3 histogram against the analytic anti-nu_e CDF."""
+    model = perturbed_model("fm-q", 0.05)
+    out = model.sample(40_000, seed=5, density=True, steps=16)
+    w = log_event_weights(MuonDecay().log_density(out.events), out.log_density, n_particles=3).exp()
+    x3 = (2 * out.events[:, 2, 0]).numpy()
+    edges = np.linspace(0, 1, 11)
+    cdf = MuonDecay().spectra()["x_3"]
+    expected = np.diff(cdf(edges)) * float(w.sum())
+    got = np.histogram(x3, edges, weights=w.numpy())[0]
+    variance = np.histogram(x3, edges, weights=(w**2).numpy())[0]
+    chi2 = float(((got - expected) ** 2 / variance).sum())
+    assert chi2 < 30, chi2  # 10 bins: chi2 > 30 has p < 1e-3
+    unweighted = np.histogram(x3, edges)[0] / len(x3)
+    assert float(((unweighted * float(w.sum()) - expected) ** 2 / variance).sum()) > 300  # the model alone is off
+
+
+def test_fitted_gaussian_log_prob():
+    model = GenerativeModel(ModelConfig("fm-fitted", 3, width=8, depth=1))
+    data = torch.randn((5000, 3, 3)) * torch.linspace(0.5, 2, 9).view(3, 3) + 0.3
+    model.fitted.fit(data)
+    x = torch.randn((20, 3, 3))
+    reference = torch.distributions.MultivariateNormal(model.fitted.mean.double(),
+                                                       scale_tril=model.fitted.chol.double())
+    assert torch.allclose(model.noise_log_prob(x), reference.log_prob(x.flatten(1).double()), atol=1e-9)
+
+
+def test_untrained_flow_is_uniform_phase_space_and_its_density_is_consistent():
+    flow = SplineFlow(3, transforms=2, width=16)
+    z = torch.randn((100, 3, 3))
+    x, log_det = flow.from_noise(z)
+    assert torch.allclose(x, z, atol=1e-5) and float(log_det.detach().abs().max()) < 1e-5
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x, log_det = flow.from_noise(z)
+    assert float((x - z).abs().max()) > 0.01
+    assert torch.allclose(flow.log_prob(x).double(), standard_normal_log_prob(z) - log_det, atol=1e-4)
+
+
+# ---- target densities ---------------------------------------------------------------------------
+
+def test_antenna_density_by_hand():
+    target = Antenna(4, ycut=1e-3)
+    events = make_target("uniform", n_particles=4).sample(50, seed=1)
+    p = events
+    dot = lambda a, b: a[:, 0] * b[:, 0] - (a[:, 1:] * b[:, 1:]).sum(1)  # noqa: E731
+    y = lambda i, j: 2 * dot(p[:, i], p[:, j])  # noqa: E731
+    one = -torch.log(y(0, 1) * y(1, 2) * y(2, 3) * y(3, 0))
+    got = target.log_density(events)
+    inside = target.in_support(events)
+    assert inside.sum() > 20 and (~inside).sum() >= 0
+    assert torch.allclose(got[inside], one[inside], rtol=1e-12)
+    assert bool(torch.isneginf(got[~inside]).all())
+    every = Antenna(4, ycut=1e-3, orderings="all").log_density(events)
+    orders = [(0, 1, 2, 3), (0, 1, 3, 2), (0, 2, 1, 3)]  # the 3 cyclic orders of 4 up to reversal
+    total = sum(1 / torch.stack([y(o[k], o[(k + 1) % 4]) for k in range(4)]).prod(0) for o in orders)
+    assert torch.allclose(every[inside], torch.log(total[inside]), rtol=1e-12)
+
+
+def test_antenna_refuses_bad_parameters_and_sampling():
+    with pytest.raises(ValueError, match="n_particles"):
+        Antenna(11)
+    with pytest.raises(ValueError, match="ycut"):
+        Antenna(5, ycut=0.2)
+    with pytest.raises(ValueError, match="orderings"):
+        Antenna(7, orderings="all")
+    with pytest.raises(Exception, match="no exact event sampler"):
+        Antenna(5).sample(10, seed=0)
+
+
+@pytest.mark.parametrize("name, options", [("muon", {}), ("qqg", {"ycut": 0.05}), ("uniform", {"n_particles": 4})])
+def test_closed_form_densities_are_normalised(name, options):
+    """E_uniform[m V_N] = 1: flat phase space as the model (log_density 0)."""
+    target = make_target(name, **options)
+    events = make_target("uniform", n_particles=target.n_particles).sample(400_000, seed=3)
+    w = log_event_weights(target.log_density(events), torch.zeros(len(events)), n_particles=target.n_particles).exp()
+    summary = summarise_weights(w)
+    assert abs(summary.integral - 1) <= 4 * summary.integral_error + 1e-12 and summary.integral_error < 0.01
+
+
+def test_bad_densities_are_refused_by_name():
+    events = make_target("uniform", n_particles=3).sample(5, seed=0)
+    for function, match in ((lambda e: torch.full((5,), float("nan")), "NaN"),
+                            (lambda e: torch.full((5,), math.inf), r"\+inf|inf at event 0"),
+                            (lambda e: torch.zeros(4), "shape")):
+        with pytest.raises(ValueError, match=match):
+            checked_log_density(CallableDensity(function, "mine"), events)
+    assert bool(torch.isneginf(checked_log_density(CallableDensity(lambda e: torch.full((5,), -math.inf), "zero"),
+                                                   events)).all())
+    with pytest.raises(ValueError, match="no closed-form density"):
+        checked_log_density(make_target("sarge", n_particles=4), events[:, :3].new_zeros((5, 4, 4)) + 0.25)
+    for spec, match in (("nocolon", "module:function"), ("no_such_module_xyz:f", "cannot import"),
+                        ("math:no_such_function", "no function")):
+        with pytest.raises(ValueError, match=match):
+            load_density(spec)
+
+
+# ---- weight metrics and unweighting ---------------------------------------------------------------
+
+def test_weight_summary_and_reduced_maximum():
+    w = torch.tensor([0.0, 1.0, 1.0, 2.0, 4.0])
+    s = summarise_weights(w)
+    assert s.integral == pytest.approx(1.6) and s.zero_fraction == pytest.approx(0.2)
+    assert s.unweighting_efficiency == pytest.approx(0.4)
+    assert s.ess_per_event == pytest.approx(64 / 22 / 5)
+    assert s.relative_std == pytest.approx(float(w.std()) / 1.6)
+    assert reduced_maximum(w, 0.0) == 4.0
+    # w_ref = 2 leaves an excess of 2 = 25% of the total 8; w_ref = 1 leaves 1 + 3 = 50%
+    assert reduced_maximum(w, 0.25) == 2.0 and reduced_maximum(w, 0.2) == 4.0 and reduced_maximum(w, 0.5) == 1.0
+    with pytest.raises(ValueError, match="non-negative"):
+        summarise_weights(torch.tensor([1.0, -1.0]))
+
+
+def test_unweighting_is_unbiased_with_overweights():
+    """Output weight (times w_ref) sums to the input's within 4 sigma of the accept-reject noise,
+    with 1e6 heavy-tailed weights (w = U^-0.4: finite variance, overweights at 1% tolerance)."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.rand(1_000_000, generator=g, dtype=torch.float64) ** -0.4
+    reference = reduced_maximum(w, 0.01)
+    assert reference < float(w.max())
+    keep, new = unweight(w, reference, g)
+    ratio = w / reference
+    sigma = float((ratio.clamp(max=1) * (1 - ratio.clamp(max=1))).sum().sqrt())
+    assert abs(float(new.sum()) - float(ratio.sum())) < 4 * sigma < 0.01 * float(ratio.sum())  # sees a 1% bias
+    assert bool((new >= 1).all()) and int((new > 1).sum()) == int((w > reference).sum())
+    assert torch.equal(new[new > 1], ratio[w > reference])
+
+
+# ---- command line ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def muon_model(tmp_path_factory):
+    work = tmp_path_factory.mktemp("weights")
+    ok("data", "muon", "--events", "3000", "--out", str(work / "muon.h5"), "--seed", "1")
+    ok("train", "--data", str(work / "muon.h5"), "--model", "fm-z", "--max-steps", "30", "--out",
+            str(work / "fmz"))
+    return work
+
+
+def test_sample_weights_unweight_and_lhe(muon_model):
+    work = muon_model
+    model = str(work / "fmz" / "model.pt")
+    ok("sample", model, "--events", "600", "--steps", "8", "--weights", "--out", str(work / "w.h5"))
+    with h5py.File(work / "w.h5") as f:
+        w, log_model, log_target = (torch.from_numpy(f[k][...]) for k in ("weights", "log_model_density",
+                                                                           "log_target_density"))
+        assert f.attrs["weighted"] and f.attrs["density"] == "muon" and f.attrs["solver"] == "euler"
+        integral = float(f.attrs["weight_integral"])
+    events, _ = read_events(work / "w.h5")
+    assert torch.allclose(log_target, MuonDecay().log_density(events))
+    assert torch.allclose(w, (log_target + math.log(phase_space_volume(3)) - log_model).exp())
+    assert integral == pytest.approx(float(w.mean()))
+    ok("sample", model, "--events", "600", "--steps", "8", "--weights", "--out", str(work / "w.lhe"))
+    lhe_w = read_weights(work / "w.lhe")
+    assert lhe_w is not None and torch.allclose(lhe_w, w, rtol=1e-15)  # same seed, same events, same weights
+    ok("unweight", str(work / "w.h5"), "--out", str(work / "u.h5"), "--overweight-tolerance", "0.01")
+    unweighted, attributes = read_events(work / "u.h5")
+    assert 0 < len(unweighted) < 600 and attributes["integral"] == pytest.approx(integral)
+    kept_rows = [int(np.argmin(((events - e) ** 2).sum((1, 2)).numpy())) for e in unweighted[:5]]
+    assert torch.equal(events[kept_rows], unweighted[:5])  # whole events, unchanged
+    ok("unweight", str(work / "w.h5"), "--out", str(work / "u0.lhe"), "--overweight-tolerance", "0")
+    assert read_weights(work / "u0.lhe") is None  # unit weights: IDWTUP 3
+
+
+def test_weights_refused_where_they_do_not_exist(muon_model, tmp_path):
+    work = muon_model
+    ok("train", "--data", str(work / "muon.h5"), "--model", "pfm", "--max-steps", "5", "--out", str(tmp_path / "pfm"))
+    fails("no density on phase space", "sample", str(tmp_path / "pfm" / "model.pt"), "--events", "10",
+          "--weights", "--out", str(tmp_path / "p.h5"))
+    assert not (tmp_path / "p.h5").exists()
+    fails("not available", "sample", str(work / "fmz" / "model.pt"), "--events", "10", "--weights",
+          "--solver", "sde", "--out", str(tmp_path / "s.h5"))
+    with pytest.raises(ValueError, match="no tractable density"):
+        perturbed_model("zdiff", 0.0).sample(5, seed=0, density=True, solver="sde")
+    fails("unweighted", "unweight", str(work / "muon.h5"), "--out", str(tmp_path / "u.h5"))
+    fails("add --weights", "sample", str(work / "fmz" / "model.pt"), "--events", "10", "--density", "math:exp",
+          "--out", str(tmp_path / "d.h5"))
+    fails("trains on events only", "train", "--target", "qqg", "--model", "fm-z", "--max-steps", "2", "--out",
+          str(tmp_path / "x"))
+    fails("tolerance.*must be in", "unweight", str(work / "w.h5"), "--out", str(tmp_path / "u.h5"),
+          "--overweight-tolerance", "1.5")
+    fails("--ycut.*go with --target", "train", "--data", str(work / "muon.h5"), "--ycut", "0.1", "--model", "nf",
+          "--out", str(tmp_path / "y"))
+    fails("returned shape", "sample", str(work / "fmz" / "model.pt"), "--events", "10", "--weights", "--density",
+          "torch:ones_like", "--out", str(tmp_path / "bad.h5"))
+    assert not any(tmp_path.glob("*.h5"))  # nothing half-written
+
+
+def test_flow_trains_from_a_users_density_alone(tmp_path, monkeypatch):
+    """A user's density (module:function): nf training without events, weighted sampling, the
+    integral of an unnormalised |M|^2 = 1 + x_1 (its exact integral over phase space: V_3 (1 + 2/3))."""
+    (tmp_path / "my_matrix_element.py").write_text(
+        "import torch\n\ndef log_me(events):\n    return torch.log1p(2 * events[:, 0, 0])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ok("train", "--density", "my_matrix_element:log_me", "--particles", "3", "--model", "nf",
+            "--max-steps", "20", "--batch-size", "256", "--out", str(tmp_path / "nf"))
+    ok("sample", str(tmp_path / "nf" / "model.pt"), "--events", "20000", "--weights", "--out",
+            str(tmp_path / "w.h5"))
+    with h5py.File(tmp_path / "w.h5") as f:
+        integral, error = float(f.attrs["weight_integral"]), float(f.attrs["weight_integral_error"])
+        assert f.attrs["density"] == "my_matrix_element:log_me" and not f.attrs["density_normalised"]
+    exact = phase_space_volume(3) * (1 + 2 / 3)  # E_uniform[x_1] = 2/3 (Beta(2, 1))
+    assert abs(integral - exact) < 4 * error and error < 0.01 * exact
