@@ -15,7 +15,8 @@ every one made at least one test here fail):
 3. reversed flow-matching loss target (``x1 - x0`` -> ``x0 - x1``);
 4. broken Heun step (``0.5 * dt * (v + v_next)`` -> ``dt * v_next``);
 5. flipped Langevin residual in the reverse step (``+ 2 * g * residual`` -> ``- 2 * g * residual``);
-6. inverted ratio variance (``sigma2[k - 1] / sigma2[k]`` -> ``sigma2[k] / sigma2[k - 1]``).
+6. inverted ratio variance (``sigma2[k - 1] / sigma2[k]`` -> ``sigma2[k] / sigma2[k - 1]``);
+7. (added with the ``ode`` solver) the Langevin probability-flow step ``x + g r`` -> ``x + 2 g r``.
 """
 
 from __future__ import annotations
@@ -224,6 +225,24 @@ def test_langevin_reverse_chain_matches_its_exact_moments(variance):
     assert_gaussian(out, 0.012, 0.015, mean=mean, std=math.sqrt(var))
     if variance == "2g":  # and, with the time-reversal's own noise, close to the data themselves
         assert_gaussian(out, 0.03, 0.05)
+
+
+def test_langevin_probability_flow_matches_its_exact_moments():
+    """The deterministic ``ode`` solver, x -> x + g r*(x): affine per step, so its output moments
+    follow by recursion; with small steps they approach the data law (same marginals as the chain)."""
+    process = GaussianReferenceLangevin(schedule="linear:0.01:0.01:600")
+    g = torch.Generator().manual_seed(12)
+    x = standard_normal(N_SAMPLES // 2, g, torch.device("cpu")).double()
+    out, _ = process.sample(Field(process.optimal_residual()).double(), x, steps=process.n_steps, solver="ode",
+                            generator=g)
+    a, var = process.marginals()
+    mean, scale = torch.zeros_like(MEAN, dtype=torch.float64), 1.0
+    for k in range(process.n_steps, 0, -1):
+        step = float(process.g[k - 1])
+        c = 1 + step - step / float(var[k])
+        mean, scale = c * mean + step * float(a[k]) * MEAN.double() / float(var[k]), c * scale
+    assert_gaussian(out, 0.01, 0.01, mean=mean, std=scale)
+    assert_gaussian(out, 0.03, 0.06)
 
 
 def test_langevin_forward_chain_reaches_the_q_space_prior():
