@@ -340,3 +340,44 @@ def test_flow_trains_from_a_users_density_alone(tmp_path, monkeypatch):
         assert f.attrs["density"] == "my_matrix_element:log_me" and not f.attrs["density_normalised"]
     exact = phase_space_volume(3) * (1 + 2 / 3)  # E_uniform[x_1] = 2/3 (Beta(2, 1))
     assert abs(integral - exact) < 4 * error and error < 0.01 * exact
+
+
+# ---- evaluation of weighted events ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reweighted_uniform():
+    """Uniform phase space weighted to muon decay (exact weights m V_3), and a muon truth sample."""
+    events = make_target("uniform", n_particles=3).sample(60_000, seed=11)
+    weights = log_event_weights(MuonDecay().log_density(events), torch.zeros(len(events)), n_particles=3).exp()
+    return events, weights, MuonDecay().sample(60_000, seed=12)
+
+
+def test_weighted_metrics_see_the_target_not_the_proposal(reweighted_uniform):
+    from lipsgen.evaluation.metrics import classifier_auc
+    from lipsgen.evaluation.tails import chi2_per_ndf, max_log_ratio, w1_tails
+    events, w, truth = reweighted_uniform
+    x3, truth_x3 = (2 * events[:, 2, 0]).numpy(), (2 * truth[:, 2, 0]).numpy()
+    cdf = MuonDecay().spectra()["x_3"]
+    assert chi2_per_ndf(x3, cdf, weights=w.numpy())[0] < 2
+    assert chi2_per_ndf(x3, cdf)[0] > 50  # unweighted: uniform phase space
+    distorted = (w * (1 + 0.25 * torch.from_numpy(x3))).numpy()  # a tilt of up to 25%
+    assert chi2_per_ndf(x3, cdf, weights=distorted)[0] > 3
+    assert max_log_ratio(truth_x3, x3, sample_weights=w.numpy()) < 0.15 < max_log_ratio(truth_x3, x3)
+    assert w1_tails(truth_x3, x3, sample_weights=w.numpy()) < 0.3 * w1_tails(truth_x3, x3)
+    assert w1_tails(truth_x3, x3, sample_weights=np.ones(len(x3))) == pytest.approx(w1_tails(truth_x3, x3))
+    features = lambda ev: (2 * ev[..., 0]).numpy()  # noqa: E731
+    assert classifier_auc(features(events), features(truth), 0, w.numpy()) < 0.52
+    assert classifier_auc(features(events), features(truth), 0) > 0.55
+
+
+def test_evaluate_reports_weighted_samples(reweighted_uniform, tmp_path):
+    from lipsgen.io import write_events
+    events, w, truth = reweighted_uniform
+    write_events(tmp_path / "truth.h5", truth[:20_000], {"target": "muon", "sqrt_s": 1.0})
+    write_events(tmp_path / "weighted.h5", events[:20_000], {"target": "uniform", "sqrt_s": 1.0}, weights=w[:20_000])
+    ok("evaluate", "--truth", str(tmp_path / "truth.h5"), "--samples", str(tmp_path / "weighted.h5"), "--out",
+       str(tmp_path / "report"))
+    import json
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())["samples"]["weighted"]
+    assert metrics["weights"]["integral"] == pytest.approx(1.0, abs=0.03)
+    assert metrics["auc"] < 0.53 and metrics["spectra"]["x_3"]["chi2_ndf"] < 2.5

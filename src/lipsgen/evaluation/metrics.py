@@ -36,21 +36,35 @@ def feature_matrix(observables: list[Observable]) -> np.ndarray:
     return np.nan_to_num(matrix, nan=-1e6, posinf=1e6, neginf=-1e6)
 
 
-def classifier_auc(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
+def classifier_auc(a: np.ndarray, b: np.ndarray, seed: int = 0, a_weights: np.ndarray | None = None) -> float:
     """ROC AUC of gradient boosting separating feature sets a and b (equal sizes used), trained
-    on half of each and scored on the other half; 0.5 means indistinguishable."""
+    on half of each and scored on the other half; 0.5 means indistinguishable. ``a_weights``
+    (len(a),) makes a's events weighted, in training and in the AUC (each half's weights rescaled
+    to that half's event count, so both classes weigh the same)."""
     n = min(len(a), len(b))
     if n < 20:
         raise ValueError(f"need at least 20 events per sample for the classifier test, got {n}")
     rng = np.random.default_rng(seed)
-    a = a[rng.permutation(len(a))[:n]]
+    pick = rng.permutation(len(a))[:n]
+    a = a[pick]
+    wa = np.ones(n) if a_weights is None else np.asarray(a_weights, dtype=np.float64)[pick]
     b = b[rng.permutation(len(b))[:n]]
     half = n // 2
+
+    def balanced(w: np.ndarray) -> np.ndarray:
+        total = w.sum()
+        if not total > 0:
+            raise ValueError("the weighted sample has no positive weight in a classifier half")
+        return w * (len(w) / total)
+
     x_train = np.vstack([a[:half], b[:half]])
     y_train = np.r_[np.zeros(half), np.ones(half)]
+    w_train = np.r_[balanced(wa[:half]), np.ones(half)]
     x_test = np.vstack([a[half:], b[half:]])
     y_test = np.r_[np.zeros(n - half), np.ones(n - half)]
+    w_test = np.r_[balanced(wa[half:]), np.ones(n - half)]
     clf = HistGradientBoostingClassifier(max_iter=200, early_stopping=True, validation_fraction=0.2,
                                          random_state=seed)
-    clf.fit(x_train, y_train)
-    return float(roc_auc_score(y_test, clf.predict_proba(x_test)[:, 1]))
+    clf.fit(x_train, y_train, sample_weight=None if a_weights is None else w_train)
+    return float(roc_auc_score(y_test, clf.predict_proba(x_test)[:, 1],
+                               sample_weight=None if a_weights is None else w_test))

@@ -73,7 +73,7 @@ def histogram_with_ratio(
     t_density = t_counts / max(t_counts.sum(), 1e-300) / widths
     centres = np.sqrt(bins[:-1] * bins[1:]) if logx else 0.5 * (bins[:-1] + bins[1:])
     top.stairs(t_density, bins, fill=True, color="0.8", label="truth")
-    rel_err = 1 / np.sqrt(np.maximum(t_raw, 1))
+    rel_err = np.where(t_raw > 0, 1 / np.sqrt(np.maximum(t_raw, 1)), np.nan)  # no band where truth is empty
     bottom.fill_between(centres, 1 - rel_err, 1 + rel_err, color="0.8", step="mid")
     ratios = {}
     for colour, (name, values) in zip(_COLOURS, samples.items()):

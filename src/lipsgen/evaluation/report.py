@@ -17,7 +17,8 @@ import torch
 
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
-from ..io.formats import FILE_RTOL, read_events
+from ..io.formats import FILE_RTOL, read_events, read_weights
+from ..sampling.weights import summarise_weights
 from ..targets import target_from_attributes
 from ..targets.facts import facts_from_attributes
 from ..validation import check_events
@@ -75,17 +76,21 @@ def _inside_support(observables: list[Observable]) -> np.ndarray | None:
 
 
 def _support_metrics(features: np.ndarray, inside: np.ndarray | None, auc: float,
-                     ref_features: np.ndarray, seed: int) -> dict[str, float | None]:
-    """Fraction of events outside the target's support, and the classifier AUC of the events inside
-    it: what the model scores once the target's own cut is applied to its samples. The classifier
-    sees a leak across a hard cut at once; this separates the leak from the shape inside the cut."""
+                     ref_features: np.ndarray, seed: int, weights: np.ndarray | None) -> dict[str, float | None]:
+    """Fraction of events (of the weight, for weighted events) outside the target's support, and the
+    classifier AUC of the events inside it: what the model scores once the target's own cut is
+    applied to its samples. The classifier sees a leak across a hard cut at once; this separates the
+    leak from the shape inside the cut."""
     if inside is None:
         return {"outside_support": None, "auc_in_support": None}
-    n_inside = int(inside.sum())
+    w = np.ones(len(inside)) if weights is None else weights
+    outside = float(w[~inside].sum() / w.sum())
     in_support: float | None = auc
-    if n_inside < len(inside):
-        in_support = classifier_auc(features[inside], ref_features, seed) if n_inside >= 20 else None
-    return {"outside_support": 1.0 - n_inside / len(inside), "auc_in_support": in_support}
+    if outside > 0:
+        n_inside = int(inside.sum())
+        in_support = (classifier_auc(features[inside], ref_features, seed,
+                                     None if weights is None else weights[inside]) if n_inside >= 20 else None)
+    return {"outside_support": outside, "auc_in_support": in_support}
 
 
 def _plot_selection(observables: list[Observable], labelled: bool) -> list[Observable]:
@@ -98,11 +103,24 @@ def _plot_selection(observables: list[Observable], labelled: bool) -> list[Obser
     return [o for o in observables if o.name in keep]
 
 
-def _tail_metrics(truth: np.ndarray, sample: np.ndarray) -> dict[str, float]:
-    truth, sample = truth[np.isfinite(truth)], sample[np.isfinite(sample)]
+def _finite(values: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The finite values of an observable, with their events' weights."""
+    keep = np.isfinite(values)
+    return values[keep], None if weights is None else weights[keep]
+
+
+def _w1(truth: np.ndarray, sample: np.ndarray, weights: np.ndarray | None, n_batches: int) -> tuple[float, float]:
+    values, w = _finite(sample, weights)
+    return wasserstein_batches(truth[np.isfinite(truth)], values, n_batches, sample_weights=w)
+
+
+def _tail_metrics(truth: np.ndarray, sample: np.ndarray, weights: np.ndarray | None) -> dict[str, float]:
+    truth = truth[np.isfinite(truth)]
+    sample, weights = _finite(sample, weights)
     if len(truth) < 2 or len(sample) < 2:
         return {"max_log_ratio": float("nan"), "w1_tails": float("nan")}
-    return {"max_log_ratio": max_log_ratio(truth, sample), "w1_tails": w1_tails(truth, sample)}
+    return {"max_log_ratio": max_log_ratio(truth, sample, sample_weights=weights),
+            "w1_tails": w1_tails(truth, sample, sample_weights=weights)}
 
 
 def _target_spectra(attributes: dict[str, Any]) -> dict:
@@ -114,14 +132,24 @@ def _target_spectra(attributes: dict[str, Any]) -> dict:
     return {} if attributes.get("permuted") else target.spectra()
 
 
-def _spectra_chi2(spectra: dict, observables: list[Observable]) -> dict[str, dict[str, float]]:
+def _spectra_chi2(spectra: dict, observables: list[Observable],
+                  weights: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """chi^2/ndf of each observable that has an analytic spectrum (40 bins on [0, 1])."""
     result = {}
     for o in observables:
         if o.name in spectra:
-            value, ndf = chi2_per_ndf(o.values[np.isfinite(o.values)], spectra[o.name])
+            values, w = _finite(o.values, weights)
+            value, ndf = chi2_per_ndf(values, spectra[o.name], weights=w)
             result[o.name] = {"chi2_ndf": value, "ndf": ndf}
     return result
+
+
+def _weighted_eec(events: torch.Tensor, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """EEC pairs of events, each pair's weight times its event's weight."""
+    cosines, pair_weights = eec_pairs(events)
+    if weights is None:
+        return cosines, pair_weights
+    return cosines, pair_weights * np.repeat(weights, len(pair_weights) // len(weights))
 
 
 def _read_checked(path: Path, n_particles: int, target: str) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -178,28 +206,31 @@ def evaluate(
     metrics["truth_spectra"] = _spectra_chi2(spectra, ref_obs)
     sample_obs: dict[str, list[Observable]] = {}
     sample_events: dict[str, torch.Tensor] = {}
+    sample_weights: dict[str, np.ndarray | None] = {}
     for path in inputs.samples:
         events, attributes = _read_checked(path, n_particles, target)
+        weight_tensor = read_weights(path)
         if max_events is not None:
             events = events[:max_events]
+            weight_tensor = None if weight_tensor is None else weight_tensor[:max_events]
+        weights = None if weight_tensor is None else weight_tensor.numpy()
         name = path.name.removesuffix(".h5").removesuffix(".hdf5").removesuffix(".npz").removesuffix(".lhe")
         if name in sample_obs:
             name = f"{name} ({len(sample_obs)})"
         observables = _observables(events, target, labelled, names, t_attrs)
-        sample_obs[name], sample_events[name] = observables, events
+        sample_obs[name], sample_events[name], sample_weights[name] = observables, events, weights
         features = feature_matrix(observables)
-        auc = classifier_auc(features, ref_features, seed)
+        auc = classifier_auc(features, ref_features, seed, weights)
         metrics["samples"][name] = {
             "path": str(path), "n_events": int(len(events)), "model": attributes.get("model"),
             "exact": bool(attributes.get("exact", True)),
+            "weights": None if weight_tensor is None else summarise_weights(weight_tensor).as_dict(),
             "auc": auc,
             "conservation": conservation_metric(events, sqrt_s=sqrt_s).as_dict(),
-            **_support_metrics(features, _inside_support(observables), auc, ref_features, seed),
-            "wasserstein": {o.name: wasserstein_batches(r.values[np.isfinite(r.values)],
-                                                         o.values[np.isfinite(o.values)], n_batches)
-                            for r, o in zip(ref_obs, observables)},
-            "tails": {o.name: _tail_metrics(r.values, o.values) for r, o in zip(ref_obs, observables)},
-            "spectra": _spectra_chi2(spectra, observables),
+            **_support_metrics(features, _inside_support(observables), auc, ref_features, seed, weights),
+            "wasserstein": {o.name: _w1(r.values, o.values, weights, n_batches) for r, o in zip(ref_obs, observables)},
+            "tails": {o.name: _tail_metrics(r.values, o.values, weights) for r, o in zip(ref_obs, observables)},
+            "spectra": _spectra_chi2(spectra, observables, weights),
         }
     if sample_obs:
         violations = {name: _as_numpy(event_violations(ev, sqrt_s=sqrt_s)) for name, ev in sample_events.items()}
@@ -207,7 +238,7 @@ def evaluate(
                                 out / "conservation.png")
         plots.append("conservation.png")
         t_cos, t_w = eec_pairs(reference)
-        eec = {name: eec_pairs(ev) for name, ev in sample_events.items()}
+        eec = {name: _weighted_eec(ev, sample_weights[name]) for name, ev in sample_events.items()}
         for name, (cos, w) in eec.items():
             metrics["samples"][name]["wasserstein"]["eec"] = wasserstein_batches(t_cos, cos, 1, t_w, w)
         for r in _plot_selection(ref_obs, labelled):
@@ -215,8 +246,9 @@ def evaluate(
             values = {name: obs[index].values for name, obs in sample_obs.items()}
             finite = r.values[np.isfinite(r.values)]
             file = f"hist_{r.name}.png"
-            histogram_with_ratio(finite, {n: v[np.isfinite(v)] for n, v in values.items()}, r.label, out / file,
-                                 log=r.log)
+            shown = {n: _finite(v, sample_weights[n]) for n, v in values.items()}
+            histogram_with_ratio(finite, {n: v for n, (v, _) in shown.items()}, r.label, out / file, log=r.log,
+                                 sample_weights={n: w for n, (_, w) in shown.items() if w is not None})
             plots.append(file)
         histogram_with_ratio(t_cos, {n: c for n, (c, _) in eec.items()}, "cos chi (EEC, weight E_i E_j / s)",
                              out / "hist_eec.png", truth_weights=t_w,

@@ -24,13 +24,19 @@ __all__ = ["max_log_ratio", "w1_tails", "chi2_per_ndf", "TAIL_QUANTILE"]
 TAIL_QUANTILE = 0.05
 
 
-def max_log_ratio(truth: np.ndarray, sample: np.ndarray, n_bins: int = 40, min_count: int = 50) -> float:
+def _weights(sample: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    return np.ones(len(sample)) if weights is None else np.asarray(weights, dtype=np.float64)
+
+
+def max_log_ratio(truth: np.ndarray, sample: np.ndarray, n_bins: int = 40, min_count: int = 50,
+                  sample_weights: np.ndarray | None = None) -> float:
     """Largest |ln ratio| of sample to truth over equal-population truth bins with >= ``min_count``
-    truth events (both normalised to their totals)."""
+    truth events (both normalised to their totals; the sample weighted by ``sample_weights``)."""
     edges = np.unique(np.quantile(truth, np.linspace(0, 1, n_bins + 1)))
     edges[0], edges[-1] = min(edges[0], sample.min(initial=edges[0])), max(edges[-1], sample.max(initial=edges[-1]))
     t_counts, _ = np.histogram(truth, edges)
-    s_counts, _ = np.histogram(sample, edges)
+    w = _weights(sample, sample_weights)
+    s_counts, _ = np.histogram(sample, edges, weights=w / w.mean())
     keep = t_counts >= min_count
     if not keep.any():
         return float("nan")
@@ -38,13 +44,16 @@ def max_log_ratio(truth: np.ndarray, sample: np.ndarray, n_bins: int = 40, min_c
     return float(np.max(np.abs(np.log(ratio))))
 
 
-def w1_tails(truth: np.ndarray, sample: np.ndarray, quantile: float = TAIL_QUANTILE) -> float:
+def w1_tails(truth: np.ndarray, sample: np.ndarray, quantile: float = TAIL_QUANTILE,
+             sample_weights: np.ndarray | None = None) -> float:
     """``∫ |F_sample - F_truth| dx`` over x below the truth's ``quantile`` and above its
-    ``1 - quantile`` quantile (the part of W1 that the tails carry)."""
+    ``1 - quantile`` quantile (the part of W1 that the tails carry); the sample optionally weighted."""
     low, high = np.quantile(truth, [quantile, 1 - quantile])
     grid = np.sort(np.concatenate([truth, sample, [low, high]]))
     f_truth = np.searchsorted(np.sort(truth), grid[:-1], side="right") / len(truth)
-    f_sample = np.searchsorted(np.sort(sample), grid[:-1], side="right") / len(sample)
+    order = np.argsort(sample)
+    cumulative = np.concatenate([[0.0], np.cumsum(_weights(sample, sample_weights)[order])])
+    f_sample = cumulative[np.searchsorted(sample[order], grid[:-1], side="right")] / cumulative[-1]
     width = np.diff(grid)
     middle = 0.5 * (grid[:-1] + grid[1:])
     outside = (middle < low) | (middle > high)
@@ -52,16 +61,25 @@ def w1_tails(truth: np.ndarray, sample: np.ndarray, quantile: float = TAIL_QUANT
 
 
 def chi2_per_ndf(values: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray], low: float = 0.0, high: float = 1.0,
-                 n_bins: int = 40) -> tuple[float, int]:
+                 n_bins: int = 40, weights: np.ndarray | None = None) -> tuple[float, int]:
     """Pearson chi^2 per degree of freedom of ``values`` against the law with CDF ``cdf`` in
     ``n_bins`` equal bins on [low, high] (bins expecting fewer than 5 events are left out; no
-    parameter is fitted, so ndf is the number of bins used). Returns (chi2 / ndf, ndf)."""
+    parameter is fitted, so ndf is the number of bins used). Returns (chi2 / ndf, ndf).
+
+    Weighted values (``weights`` rescaled to sum to the event count) use each bin's own variance
+    ``sum w^2`` in place of the expected count."""
     edges = np.linspace(low, high, n_bins + 1)
-    observed, _ = np.histogram(values, edges)
     expected = len(values) * np.diff(cdf(edges))
-    use = expected >= 5
+    if weights is None:
+        observed, _ = np.histogram(values, edges)
+        variance = expected
+    else:
+        w = np.asarray(weights, dtype=np.float64) * (len(values) / np.sum(weights))
+        observed, _ = np.histogram(values, edges, weights=w)
+        variance, _ = np.histogram(values, edges, weights=w * w)
+    use = (expected >= 5) & (variance > 0)
     ndf = int(use.sum())
     if ndf == 0:
         return float("nan"), 0
-    chi2 = float(np.sum((observed[use] - expected[use]) ** 2 / expected[use]))
+    chi2 = float(np.sum((observed[use] - expected[use]) ** 2 / variance[use]))
     return chi2 / ndf, ndf
