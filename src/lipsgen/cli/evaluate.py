@@ -38,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
                        n_batches=args.batches, seed=args.seed, max_events=args.max_events)
     print(f"classifier floor (truth vs truth) AUC {metrics['floor_auc']:.3f}", file=sys.stderr)
     for name, m in metrics["samples"].items():
+        w = m["weights"]
+        weights = "" if w is None else (f", weighted: integral {w['integral']:.4g} +- {w['integral_error']:.2g}, "
+                                        f"ESS per event {w['ess_per_event']:.3f}")
         print(f"{name}: AUC {m['auc']:.3f}, conservation {m['conservation']['energy']:.2e} (energy), "
-              f"{m['conservation']['momentum']:.2e} (momentum)", file=sys.stderr)
+              f"{m['conservation']['momentum']:.2e} (momentum){weights}", file=sys.stderr)
     print(f"report: {args.out / 'report.html'} (also report.md, metrics.json)")
     return 0

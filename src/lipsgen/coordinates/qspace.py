@@ -22,6 +22,7 @@ _PRIOR_SINGULAR = "where the prior is singular"
 
 __all__ = [
     "sample_prior",
+    "prior_from_uniforms",
     "prior_log_prob",
     "prior_score",
     "regularised_drift",
@@ -61,7 +62,13 @@ def sample_prior_components(
     Components rather than (n, N, 3) because elementwise work on contiguous (n, N) planes is
     several times faster than on an interleaved last axis of size 3.
     """
-    u = uniform_randoms((4, n_events, n_particles), generator, dtype, device)
+    return prior_from_uniforms(uniform_randoms((4, n_events, n_particles), generator, dtype, device))
+
+
+def prior_from_uniforms(u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The prior's components ``(|q|, qx, qy, qz)`` (each (n, N)) from uniforms u (4, n, N) in
+    [0, 1) (overwritten): RAMBO's chart of the unit hypercube, whose image under the RAMBO map is
+    uniform phase space with constant weight (the chart VEGAS-style integrators adapt on)."""
     magnitude = torch.log(torch.rsub(u[0], 1).mul_(torch.rsub(u[1], 1))).neg_()
     cos_theta = u[2].mul_(2).sub_(1)
     transverse = torch.rsub(cos_theta * cos_theta, 1).clamp_(min=0).sqrt_().mul_(magnitude)

@@ -17,16 +17,21 @@ def wasserstein_batches(truth: np.ndarray, sample: np.ndarray, n_batches: int = 
                         sample_weights: np.ndarray | None = None) -> tuple[float, float]:
     """W1 between ``n_batches`` equal slices of sample and truth: (mean, std over batches).
 
-    With one batch, (W1 of the full samples, 0). Weights (e.g. for the EEC) are optional.
+    With one batch, (W1 of the full samples, 0). Weights (e.g. for the EEC, or weighted events)
+    are optional; a batch whose weights sum to zero is left out, and with none left the result is NaN.
     """
     t_parts = np.array_split(np.arange(len(truth)), n_batches)
     s_parts = np.array_split(np.arange(len(sample)), n_batches)
     values = []
     for t_idx, s_idx in zip(t_parts, s_parts):
+        if sample_weights is not None and not sample_weights[s_idx].sum() > 0:
+            continue
         values.append(stats.wasserstein_distance(
             truth[t_idx], sample[s_idx],
             None if truth_weights is None else truth_weights[t_idx],
             None if sample_weights is None else sample_weights[s_idx]))
+    if not values:
+        return float("nan"), float("nan")
     return float(np.mean(values)), float(np.std(values, ddof=1) if len(values) > 1 else 0.0)
 
 
@@ -40,7 +45,7 @@ def classifier_auc(a: np.ndarray, b: np.ndarray, seed: int = 0, a_weights: np.nd
     """ROC AUC of gradient boosting separating feature sets a and b (equal sizes used), trained
     on half of each and scored on the other half; 0.5 means indistinguishable. ``a_weights``
     (len(a),) makes a's events weighted, in training and in the AUC (each half's weights rescaled
-    to that half's event count, so both classes weigh the same)."""
+    to that half's event count, so both classes weigh the same); NaN if a half has no weight at all."""
     n = min(len(a), len(b))
     if n < 20:
         raise ValueError(f"need at least 20 events per sample for the classifier test, got {n}")
@@ -52,11 +57,10 @@ def classifier_auc(a: np.ndarray, b: np.ndarray, seed: int = 0, a_weights: np.nd
     half = n // 2
 
     def balanced(w: np.ndarray) -> np.ndarray:
-        total = w.sum()
-        if not total > 0:
-            raise ValueError("the weighted sample has no positive weight in a classifier half")
-        return w * (len(w) / total)
+        return w * (len(w) / w.sum())
 
+    if not (wa[:half].sum() > 0 and wa[half:].sum() > 0):
+        return float("nan")
     x_train = np.vstack([a[:half], b[:half]])
     y_train = np.r_[np.zeros(half), np.ones(half)]
     w_train = np.r_[balanced(wa[:half]), np.ones(half)]

@@ -304,8 +304,10 @@ def _summary_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     key_observables = list(next(iter(samples.values()))["wasserstein"])[:4] if samples else []
     support = any(m["outside_support"] is not None for m in metrics["samples"].values())
     leak = any(m["outside_support"] for m in metrics["samples"].values())  # else AUC in support = AUC
+    weighted = any(m.get("weights") for m in samples.values())
     header = (["sample", "model", "exact", "AUC", "mean |ΣE−√s|/med E", "mean |Σp|/med E"]
               + (["outside support"] if support else []) + (["AUC in support"] if leak else [])
+              + (["integral (weights)", "ESS / event", "unweighting eff."] if weighted else [])
               + [f"W1 {k}" for k in key_observables]
               + [f"chi2/ndf {k} (truth {v['chi2_ndf']:.2f})" for k, v in metrics.get("truth_spectra", {}).items()]
               + [f"max |ln ratio| {k}" for k in key_observables])
@@ -315,10 +317,18 @@ def _summary_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                      f"{m['conservation']['energy']:.2e}", f"{m['conservation']['momentum']:.2e}"]
                     + ([_format(m["outside_support"], ".2%")] if support else [])
                     + ([_format(m["auc_in_support"], ".3f")] if leak else [])
+                    + (_weight_cells(m.get("weights")) if weighted else [])
                     + [f"{m['wasserstein'][k][0]:.4f} ± {m['wasserstein'][k][1]:.4f}" for k in key_observables]
                     + [f"{v['chi2_ndf']:.2f}" for v in m["spectra"].values()]
                     + [f"{m['tails'][k]['max_log_ratio']:.2f}" for k in key_observables])
     return header, rows
+
+
+def _weight_cells(weights: dict[str, float] | None) -> list[str]:
+    if weights is None:
+        return ["unweighted"] * 3
+    return [f"{weights['integral']:.4g} ± {weights['integral_error']:.2g}", f"{weights['ess_per_event']:.3f}",
+            f"{weights['unweighting_efficiency']:.3g}"]
 
 
 def _format(value: float | None, spec: str) -> str:

@@ -36,6 +36,8 @@ def max_log_ratio(truth: np.ndarray, sample: np.ndarray, n_bins: int = 40, min_c
     edges[0], edges[-1] = min(edges[0], sample.min(initial=edges[0])), max(edges[-1], sample.max(initial=edges[-1]))
     t_counts, _ = np.histogram(truth, edges)
     w = _weights(sample, sample_weights)
+    if not w.sum() > 0:
+        return float("nan")
     s_counts, _ = np.histogram(sample, edges, weights=w / w.mean())
     keep = t_counts >= min_count
     if not keep.any():
@@ -53,6 +55,8 @@ def w1_tails(truth: np.ndarray, sample: np.ndarray, quantile: float = TAIL_QUANT
     f_truth = np.searchsorted(np.sort(truth), grid[:-1], side="right") / len(truth)
     order = np.argsort(sample)
     cumulative = np.concatenate([[0.0], np.cumsum(_weights(sample, sample_weights)[order])])
+    if not cumulative[-1] > 0:
+        return float("nan")
     f_sample = cumulative[np.searchsorted(sample[order], grid[:-1], side="right")] / cumulative[-1]
     width = np.diff(grid)
     middle = 0.5 * (grid[:-1] + grid[1:])
@@ -73,6 +77,8 @@ def chi2_per_ndf(values: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray], lo
     if weights is None:
         observed, _ = np.histogram(values, edges)
         variance = expected
+    elif not np.sum(weights) > 0:
+        return float("nan"), 0
     else:
         w = np.asarray(weights, dtype=np.float64) * (len(values) / np.sum(weights))
         observed, _ = np.histogram(values, edges, weights=w)
