@@ -37,7 +37,6 @@ import torch  # noqa: E402
 from common import machine  # noqa: E402
 from lipsgen.coordinates.qspace import prior_from_uniforms  # noqa: E402
 from lipsgen.coordinates.rambo import rambo_map_components  # noqa: E402
-from lipsgen.kinematics import phase_space_volume  # noqa: E402
 from lipsgen.models.model import ModelConfig  # noqa: E402
 from lipsgen.sampling.weights import log_event_weights, reduced_maximum, summarise_weights  # noqa: E402
 from lipsgen.targets import Target, make_target  # noqa: E402

@@ -50,7 +50,7 @@ def resolve_preset(name: str, model_config: ModelConfig) -> tuple[ModelConfig, T
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     model_overrides, train_overrides = PRESETS[name][model_config.model]
-    if name == "cpu" and model_config.backbone == "transformer":
+    if name == "cpu" and model_config.backbone == "transformer" and model_config.model != "nf":  # nf: no backbone
         model_overrides = {**model_overrides, **CPU_TRANSFORMER[0]}
         train_overrides = {**train_overrides, **CPU_TRANSFORMER[1]}
         if model_config.model == "langevin":
