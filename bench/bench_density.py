@@ -48,9 +48,9 @@ def main() -> None:
             torch.manual_seed(0)
             model = GenerativeModel(config)
             steps = 1 if kind == "nf" else args.steps
-            times = interleaved_medians({density: _sampler(model, args.events, steps, solver, density)
-                                         for density in (False, True)}, args.repeats)
-            plain, weighted = args.events / times[False], args.events / times[True]
+            times = interleaved_medians({name: _sampler(model, args.events, steps, solver, name == "density")
+                                         for name in ("plain", "density")}, args.repeats)
+            plain, weighted = args.events / times["plain"], args.events / times["density"]
             print(f"| {n_particles} | {kind} | {solver} | {steps} | {plain:.0f} | {weighted:.0f} | "
                   f"{plain / weighted:.1f} |", flush=True)
 
