@@ -381,3 +381,25 @@ def test_evaluate_reports_weighted_samples(reweighted_uniform, tmp_path):
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())["samples"]["weighted"]
     assert metrics["weights"]["integral"] == pytest.approx(1.0, abs=0.03)
     assert metrics["auc"] < 0.53 and metrics["spectra"]["x_3"]["chi2_ndf"] < 2.5
+
+
+def test_antenna_from_the_command_line(tmp_path):
+    """The antenna target: no events (a clear error), but nf trains on its density and weights to it."""
+    fails("no exact event sampler", "data", "antenna", "--particles", "5", "--events", "10", "--out",
+          str(tmp_path / "a.h5"))
+    assert not (tmp_path / "a.h5").exists()
+    ok("train", "--target", "antenna", "--particles", "5", "--ycut", "0.01", "--model", "nf", "--max-steps", "5",
+       "--batch-size", "256", "--out", str(tmp_path / "nf"))
+    ok("sample", str(tmp_path / "nf" / "model.pt"), "--events", "3000", "--weights", "--out", str(tmp_path / "w.h5"))
+    with h5py.File(tmp_path / "w.h5") as f:
+        assert f.attrs["density"] == "antenna" and not f.attrs["density_normalised"]
+        w = f["weights"][...]
+        assert 0 < f.attrs["weight_zero_fraction"] < 1 and np.isfinite(w).all() and w.max() > 0
+
+
+def test_weights_need_a_target_density(tmp_path):
+    ok("data", "sarge", "--particles", "4", "--events", "200", "--out", str(tmp_path / "s.h5"), "--seed", "1")
+    ok("train", "--data", str(tmp_path / "s.h5"), "--model", "fm-z", "--max-steps", "2", "--out", str(tmp_path / "m"))
+    fails("sarge: no closed-form density", "sample", str(tmp_path / "m" / "model.pt"), "--events", "10", "--weights",
+          "--out", str(tmp_path / "w.h5"))
+    assert not (tmp_path / "w.h5").exists()
