@@ -20,9 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from conftest import run_cli
+from lipsgen.coordinates.zspace import standard_normal_log_prob
 from lipsgen.io import read_events, read_weights
 from lipsgen.kinematics import phase_space_volume
-from lipsgen.models.flows import SplineFlow, standard_normal_log_prob
+from lipsgen.models.flows import SplineFlow
 from lipsgen.models.model import GenerativeModel, ModelConfig
 from lipsgen.models.processes import FlowMatching, LangevinDiffusion, VPDiffusion, jacobian_step
 from lipsgen.sampling.weights import log_event_weights, reduced_maximum, summarise_weights, unweight
@@ -295,6 +296,9 @@ def test_sample_weights_unweight_and_lhe(muon_model):
     ok("unweight", str(work / "w.h5"), "--out", str(work / "u.h5"), "--overweight-tolerance", "0.01")
     unweighted, attributes = read_events(work / "u.h5")
     assert 0 < len(unweighted) < 600 and attributes["integral"] == pytest.approx(integral)
+    out_w = read_weights(work / "u.h5")
+    assert float(out_w.mean()) == pytest.approx(integral)  # in units of the integral
+    assert int((out_w > out_w.min() * (1 + 1e-12)).sum()) == round(attributes["overweight_fraction"] * len(out_w))
     kept_rows = [int(np.argmin(((events - e) ** 2).sum((1, 2)).numpy())) for e in unweighted[:5]]
     assert torch.equal(events[kept_rows], unweighted[:5])  # whole events, unchanged
     ok("unweight", str(work / "w.h5"), "--out", str(work / "u0.lhe"), "--overweight-tolerance", "0")

@@ -25,7 +25,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Keep each weighted event with probability min(1, w / w_ref). w_ref is the smallest weight "
         "whose overweights (w > w_ref) carry at most --overweight-tolerance of the total weight, as event "
         "generators choose it (0: the maximum weight, exact unit weights). Overweight events are kept with "
-        "weight w / w_ref > 1, so the output stays exact; their fraction is reported.",
+        "weight w / w_ref > 1, so the output stays exact; their fraction is reported. Output weights are in units "
+        "of the integral: every event carries the same weight (LHE: IDWTUP 3, XWGTUP = XSECUP) except the "
+        "overweights, and their mean is the input's integral estimate.",
     )
     parser.add_argument("input", type=Path, help="weighted events (lipsgen sample --weights)")
     parser.add_argument("--out", type=Path, required=True, help="unweighted events (.h5, .npz, .lhe, .lhe.gz)")
@@ -53,12 +55,14 @@ def run(args: argparse.Namespace) -> int:
     if kept == 0:
         raise ValueError(f"{args.input}: no event survived unweighting ({len(weights)} weighted events)")
     overweights = int((new_weights > 1).sum())
+    # common weight c: the output's mean weight equals the integral estimated from the input
+    output_weights = new_weights * (summary.integral / float(new_weights.mean()))
     record = {k: v for k, v in attributes.items() if not k.startswith("weight_")}
     record.update(weighted=bool(overweights), unweighted_from=str(args.input), unweighting_reference=reference,
                   unweighting_efficiency=kept / len(weights), overweight_fraction=overweights / kept,
                   overweight_tolerance=args.overweight_tolerance, unweighting_seed=args.seed,
                   integral=summary.integral, integral_error=summary.integral_error)
-    write_events(args.out, events[keep], record, weights=new_weights if overweights else None)
+    write_events(args.out, events[keep], record, weights=output_weights)
     print(f"kept {kept} of {len(weights)} events (efficiency {kept / len(weights):.3g}; w_ref {reference:.4g} = "
           f"{reference / float(weights.max()):.3g} of the maximum weight); {overweights} overweight events "
           f"({overweights / kept:.2%}) keep weights w / w_ref up to {float(new_weights.max()):.3g}; integral "

@@ -23,9 +23,10 @@ from torch import Tensor
 
 from ..validation import check_nonzero_vectors, check_threevectors
 
-__all__ = ["q_to_z", "z_to_q", "log_abs_det_q_to_z"]
+__all__ = ["q_to_z", "z_to_q", "log_abs_det_q_to_z", "standard_normal_log_prob"]
 
 _HALF_LOG_2_OVER_PI = 0.5 * math.log(2 / math.pi)
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _MAX_NEWTON_STEPS = 60
 
 
@@ -131,3 +132,8 @@ def log_abs_det_q_to_z(q: Tensor) -> Tensor:
     rho = _transport(r, _GAMMA2, _CHI3)
     per_particle = 2 * torch.log(rho / r) + _GAMMA2.logpdf(r) - _CHI3.logpdf(rho)
     return per_particle.sum(dim=-1)
+
+
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """``log N(z; 0, I)`` (n,) float64 for z (n, N, 3): the log-density of the z-space prior."""
+    return -(0.5 * z.double().square() + _HALF_LOG_2PI).flatten(1).sum(1)

@@ -8,20 +8,11 @@ random feature halves per layer): both directions cost one network pass per laye
 
 from __future__ import annotations
 
-import math
-
 import zuko
 from torch import Tensor, nn
 from zuko.flows.autoregressive import MaskedAutoregressiveTransform
 
-__all__ = ["SplineFlow", "standard_normal_log_prob"]
-
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
-
-def standard_normal_log_prob(x: Tensor) -> Tensor:
-    """``log N(x; 0, I)`` per event, shape (n,), for states x (n, N, 3)."""
-    return -(0.5 * x.double().square() + _HALF_LOG_2PI).flatten(1).sum(1)
+__all__ = ["SplineFlow"]
 
 
 class SplineFlow(nn.Module):

@@ -9,12 +9,12 @@ import torch
 from torch import Tensor, nn
 
 from ..catalogue import MODEL_KINDS, Backbone, Divergence, Drift, Lift, LossWeight, ReverseVariance, TimeLaw
-from ..coordinates.qspace import prior_log_prob
+from ..coordinates.zspace import standard_normal_log_prob
 from ..random import make_generator
-from .flows import SplineFlow, standard_normal_log_prob
+from .flows import SplineFlow
 from .networks import MLPBackbone, TransformerBackbone
 from .processes import FlowMatching, LangevinDiffusion, NormalizingFlowProcess, Process, VPDiffusion
-from .spaces import QSpace, Space, make_space
+from .spaces import Space, make_space
 
 __all__ = ["ModelConfig", "GenerativeModel", "MODEL_KINDS", "SampleOutput", "FittedGaussian"]
 
@@ -163,11 +163,6 @@ class GenerativeModel(nn.Module):
             return self.fitted.sample(n, generator, device)
         return self.space.prior(n, generator, device)
 
-    @property
-    def has_density(self) -> bool:
-        """Whether sampled events come with an exact density (exact space, deterministic solver)."""
-        return self.space.exact and bool(self.process.density_solvers)
-
     def check_density(self) -> None:
         """Refuse models without an exact density, saying why."""
         if not self.space.exact:
@@ -177,17 +172,15 @@ class GenerativeModel(nn.Module):
             raise ValueError(f"model {self.config.model} has no sampler with a tractable density")
 
     def reference_log_prob(self, x: Tensor) -> Tensor:
-        """``log rho_0`` (n,) float64 of states x (n, N, 3): the lifted uniform phase space in this
-        model's space (the RAMBO prior in q-space, N(0, I) in z-space)."""
-        if isinstance(self.space, QSpace):
-            return prior_log_prob(x.double())
-        return standard_normal_log_prob(x)
+        """``log rho_0`` (n,) float64 of states x (n, N, 3): uniform phase space lifted with the
+        exact fibre law, in this model's space (:meth:`Space.prior_log_prob`)."""
+        return self.space.prior_log_prob(x)
 
     def noise_log_prob(self, x: Tensor) -> Tensor:
         """Log-density (n,) float64 of the sampler's noise end at states x (n, N, 3)."""
         if self.fitted is not None:
             return self.fitted.log_prob(x)
-        return self.reference_log_prob(x)
+        return self.space.prior_log_prob(x)
 
     def fit_data(self, events: Tensor, generator: torch.Generator) -> None:
         """Fit data-dependent state: the p-space scale, the fitted Gaussian prior."""

@@ -14,9 +14,9 @@ import torch
 from torch import Tensor
 
 from ..catalogue import Lift
-from ..coordinates.qspace import sample_prior
+from ..coordinates.qspace import prior_log_prob, sample_prior
 from ..coordinates.rambo import lift_to_qspace, rambo_map
-from ..coordinates.zspace import q_to_z, z_to_q
+from ..coordinates.zspace import q_to_z, standard_normal_log_prob, z_to_q
 from ..kinematics import three_to_four
 
 __all__ = ["Space", "QSpace", "ZSpace", "PSpace", "make_space"]
@@ -41,6 +41,10 @@ class Space:
     def prior(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         return torch.randn((n, self.n_particles, 3), generator=generator, device=device)
 
+    def prior_log_prob(self, x: Tensor) -> Tensor:
+        """Log-density (n,) float64 of :meth:`prior` at states x (n, N, 3)."""
+        return standard_normal_log_prob(x)
+
     def state(self) -> dict:
         """Data-dependent state to keep in checkpoints (none by default)."""
         return {}
@@ -61,6 +65,9 @@ class QSpace(Space):
 
     def prior(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         return sample_prior(n, self.n_particles, generator=generator, dtype=torch.float32, device=device)
+
+    def prior_log_prob(self, x: Tensor) -> Tensor:
+        return prior_log_prob(x.double())
 
 
 class ZSpace(Space):

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ..flows import SplineFlow, standard_normal_log_prob
+from ...coordinates.zspace import standard_normal_log_prob
+from ..flows import SplineFlow
 from .base import Process
 from .solver import DensityStep, Step
 
