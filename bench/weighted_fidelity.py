@@ -69,7 +69,8 @@ def main() -> None:
                 m = metrics["samples"][f"{model}{suffix}"]
                 w = m["weights"]
                 outside = "" if m["outside_support"] is None else f"{m['outside_support']:.1%}"
-                cells = (["", "", "", ""] if w is None else
+                # unweighted files: equal weights but for the overweights, carrying the weighted file's integral
+                cells = (["", "", "", ""] if w is None or kind == "unweighted" else
                          [f"{w['integral']:.4f} ± {w['integral_error']:.4f}", f"{w['relative_std']:.2f}",
                           f"{w['ess_per_event']:.3f}", f"{w['unweighting_efficiency']:.3f}"])
                 print(f"| {model} | {kind} ({m['n_events']}) | {m['auc']:.3f} | {outside} | " + " | ".join(cells)
