@@ -171,7 +171,11 @@ def main() -> None:
     parser.add_argument("--fm-samples", type=int, default=20_000)
     parser.add_argument("--fm-ode-steps", type=int, default=25)
     parser.add_argument("--out", type=Path, default=Path("integration.json"))
+    parser.add_argument("--table-only", action="store_true", help="print the Markdown table of --out and stop")
     args = parser.parse_args()
+    if args.table_only:
+        print_table(json.loads(args.out.read_text())["results"])
+        return
     results: dict[str, dict[str, dict[str, float] | str]] = {}
     if args.out.exists():
         results = json.loads(args.out.read_text()).get("results", {})
@@ -191,6 +195,21 @@ def main() -> None:
                   f"unweighted/s {row['unweighted_per_second']:.3g}  total {row['total_seconds']:.0f} s", flush=True)
             args.out.write_text(json.dumps({"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()},
                                             "results": results}, indent=2))
+
+
+def print_table(results: dict[str, dict[str, dict[str, float] | str]]) -> None:
+    print("| target | method | integral | rel. std | ESS / event | unweighting eff. (max; reduced) "
+          "| unweighted ev/s | total (s) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for target, rows in results.items():
+        for method, row in rows.items():
+            if isinstance(row, str):
+                print(f"| {target} | {method} | {row} |  |  |  |  |  |")
+                continue
+            print(f"| {target} | {method} | {row['integral']:.4g} ± {row['integral_error']:.2g} | "
+                  f"{row['relative_std']:.3g} | {row['ess_per_event']:.3g} | {row['unweighting_efficiency']:.3g}; "
+                  f"{row['unweighting_efficiency_reduced']:.3g} | {row['unweighted_per_second']:.3g} | "
+                  f"{row['total_seconds']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from torch import Tensor
 __all__ = ["Step", "DensityStep", "Trajectory", "record_indices", "solve", "jacobian_step", "solve_with_log_det"]
 
 # Rows (events x state dimension) of one Jacobian pass: bounds the memory of the copies.
-JACOBIAN_ROWS = 1 << 16
+JACOBIAN_ROWS = 1 << 15
 
 
 class Step(Protocol):
