@@ -2,7 +2,7 @@
 
 Muon-decay data (a training set and an independent held-out truth set), the ``cpu`` preset of the
 z-space diffusion, samples, a trajectory and exactly weighted samples (the probability-flow ODE with
-its exact density), then the evaluation report. About 4 minutes on 2 quiet cores.
+its exact density), then the evaluation report. About 5 minutes on 2 quiet cores.
 """
 
 from __future__ import annotations
