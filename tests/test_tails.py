@@ -7,9 +7,10 @@ import pytest
 from scipy import stats
 
 from lipsgen.evaluation import EvaluationInputs, evaluate
+from lipsgen.evaluation.observables import thrust
 from lipsgen.evaluation.tails import chi2_per_ndf, max_log_ratio, w1_tails
 from lipsgen.io import write_events
-from lipsgen.targets import MuonDecay
+from lipsgen.targets import QQG, MuonDecay
 
 
 def test_chi2_is_pearsons_on_a_hand_computed_case():
@@ -66,3 +67,22 @@ def test_evaluate_reports_tails_and_spectra(tmp_path):
     assert 0.3 < m["spectra"]["x_3"]["chi2_ndf"] < 2.5
     assert {"max_log_ratio", "w1_tails"} <= set(m["tails"]["x_3"])
     assert "chi2/ndf x_3" in (tmp_path / "r" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("ycut", [1e-3, 1e-2])
+def test_qqg_spectra_are_exact(ycut):
+    """The qqg energy fractions and thrust (O(alpha_s), inside the cut) against exact samples:
+    chi^2/ndf near 1, and large for a 1% rescaling (x_3, spread over [0, 1]: a 3% squeeze of
+    1 - x_3 instead); thrust of three partons is max x_i."""
+    target = QQG(ycut=ycut)
+    events = target.sample(100_000, seed=21)
+    x = (2 * events[..., 0]).numpy()
+    t = thrust(events)
+    assert np.abs(t - x.max(axis=1)).max() < 1e-12
+    spectra = target.spectra()
+    for name, values in (("x_1", x[:, 0]), ("x_2", x[:, 1]), ("x_3", x[:, 2]), ("thrust", t)):
+        value, ndf = chi2_per_ndf(values, spectra[name])
+        assert ndf >= 10 and value < 2, (name, value)
+        distorted = 1 - 0.97 * (1 - values) if name == "x_3" else 0.99 * values
+        assert chi2_per_ndf(distorted, spectra[name])[0] > 3, name
+    assert spectra["thrust"](np.array([2 / 3 - 1e-9, 1 - ycut])).tolist() == pytest.approx([0.0, 1.0], abs=1e-9)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import cached_property
 
+import numpy as np
 import torch
 from scipy import integrate
 from torch import Tensor
@@ -58,6 +60,53 @@ class QQG(Target):
 
         value, _ = integrate.quad(inner, math.log(c), math.log(1 - 2 * c), limit=200, epsabs=0, epsrel=1e-12)
         return value
+
+    @staticmethod
+    def _inner(u: float, low: float, high: float) -> float:
+        """``∫_low^high ((1-u)^2 + (1-v)^2) / (u v) dv`` in closed form (0 if high <= low)."""
+        if high <= low:
+            return 0.0
+        log_ratio = math.log(high / low)
+        return ((1 - u) ** 2 * log_ratio + log_ratio - 2 * (high - low) + (high * high - low * low) / 2) / u
+
+    def _probability(self, u_low: float, u_high: float, v_range: Callable[[float], tuple[float, float]]) -> float:
+        """``P(u_low < u < u_high, v in v_range(u))`` under the normalised Dalitz density (quadrature
+        in ln u of the closed-form inner integral)."""
+        if u_high <= u_low:
+            return 0.0
+
+        def integrand(t: float) -> float:
+            u = math.exp(t)
+            return u * self._inner(u, *v_range(u))
+
+        value, _ = integrate.quad(integrand, math.log(u_low), math.log(u_high), limit=200, epsabs=0,
+                                  epsrel=1e-10)
+        return value / self.dalitz_normalisation
+
+    def spectra(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """CDFs of the quark and antiquark energy fractions x_1, x_2, the gluon's x_3 and the thrust
+        T = max x_i (three massless partons), from the O(alpha_s) Dalitz density inside the cut, in
+        u = 1 - x_1, v = 1 - x_2, x_3 = u + v: one quadrature each over the closed-form inner integral."""
+        c = self.ycut
+
+        def quark(t: float) -> float:  # P(x_1 <= t) = P(u >= 1 - t)
+            return self._probability(max(c, 1 - t), 1 - 2 * c, lambda u: (c, 1 - c - u))
+
+        def gluon(t: float) -> float:  # P(u + v <= t)
+            return self._probability(c, t - c, lambda u: (c, min(1 - c - u, t - u)))
+
+        def thrust(t: float) -> float:  # every x_i <= t: u, v >= 1 - t and u + v <= t
+            low = max(c, 1 - t)
+            return self._probability(low, t - low, lambda u: (low, t - u))
+
+        def cdf(function: Callable[[float], float]) -> Callable[[np.ndarray], np.ndarray]:
+            def evaluate(x: np.ndarray) -> np.ndarray:
+                values = np.vectorize(function, otypes=[float])(np.clip(np.asarray(x, dtype=np.float64), 0, 1))
+                return np.clip(values, 0.0, 1.0)
+
+            return evaluate
+
+        return {"x_1": cdf(quark), "x_2": cdf(quark), "x_3": cdf(gluon), "thrust": cdf(thrust)}
 
     def dalitz_density(self, u: Tensor, v: Tensor) -> Tensor:
         """Normalised density in (u, v) = (y_23, y_13); zero outside the cut."""
