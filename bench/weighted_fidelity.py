@@ -60,10 +60,13 @@ def main() -> None:
         run(lipsgen + ["evaluate", "--truth", str(work / "truth.h5"), *samples, "--out", str(report), "--force"],
             log)
         metrics = json.loads((report / "metrics.json").read_text())
-        print(f"### {target}: truth {metrics['n_truth']} events, classifier floor AUC {metrics['floor_auc']:.3f}\n")
+        truth_chi2 = {k: v["chi2_ndf"] for k, v in metrics.get("truth_spectra", {}).items()}
+        print(f"### {target}: truth {metrics['n_truth']} events, classifier floor AUC {metrics['floor_auc']:.3f}"
+              + "".join(f", truth chi2/ndf {k} {v:.2f}" for k, v in truth_chi2.items() if k in ("x_3", "thrust"))
+              + "\n")
         print("| model | events | AUC | below cut | integral | rel. std | ESS / event | unweighting eff. "
-              "| weighted sampling (s) |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+              "| chi2/ndf x_3 | chi2/ndf thrust | weighted sampling (s) |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for model, seconds in rows.items():
             for suffix, kind in (("", "plain"), ("_weighted", "weighted"), ("_unweighted", "unweighted")):
                 m = metrics["samples"][f"{model}{suffix}"]
@@ -73,8 +76,9 @@ def main() -> None:
                 cells = (["", "", "", ""] if w is None or kind == "unweighted" else
                          [f"{w['integral']:.4f} ± {w['integral_error']:.4f}", f"{w['relative_std']:.2f}",
                           f"{w['ess_per_event']:.3f}", f"{w['unweighting_efficiency']:.3f}"])
-                print(f"| {model} | {kind} ({m['n_events']}) | {m['auc']:.3f} | {outside} | " + " | ".join(cells)
-                      + f" | {f'{seconds:.0f}' if kind == 'weighted' else ''} |")
+                chi2 = [f"{m['spectra'][k]['chi2_ndf']:.2f}" if k in m["spectra"] else "" for k in ("x_3", "thrust")]
+                print(f"| {model} | {kind} ({m['n_events']}) | {m['auc']:.3f} | {outside} | "
+                      + " | ".join(cells + chi2) + f" | {f'{seconds:.0f}' if kind == 'weighted' else ''} |")
         print()
 
 
