@@ -6,17 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import add_force_option, check_output, seed_value
-
-
-def _tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
+from .options import add_force_option, check_output, fraction, seed_value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -32,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("input", type=Path, help="weighted events (lipsgen sample --weights)")
     parser.add_argument("--out", type=Path, required=True, help="unweighted events (.h5, .npz, .lhe, .lhe.gz)")
     add_force_option(parser)
-    parser.add_argument("--overweight-tolerance", type=_tolerance, default=1e-3,
+    parser.add_argument("--overweight-tolerance", type=fraction, default=1e-3,
                         help="share of the total weight allowed above w_ref (default 1e-3)")
     parser.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     parser.set_defaults(run=run)
