@@ -91,7 +91,7 @@ def test_qqg_spectra_are_exact(ycut):
 def test_weighted_chi2_uses_the_bins_own_variance():
     """Hand-computed: weights rescaled to sum to n, variance sum w^2 per bin."""
     values = np.array([0.1] * 20 + [0.3] * 20 + [0.6] * 30 + [0.9] * 30)
-    weights = np.array([2.0] * 20 + [1.0] * 20 + [1.0] * 30 + [0.5] * 30)  # sum 100 = n already
+    weights = np.array([1.75] * 20 + [1.0] * 20 + [1.0] * 30 + [0.5] * 30)  # sum 100 = n already
     value, ndf = chi2_per_ndf(values, lambda x: np.clip(x, 0, 1), n_bins=4, weights=weights)
-    observed, variance = np.array([40, 20, 30, 15]), np.array([80, 20, 30, 7.5])
+    observed, variance = np.array([35, 20, 30, 15]), np.array([61.25, 20, 30, 7.5])
     assert ndf == 4 and value == pytest.approx(np.sum((observed - 25) ** 2 / variance) / 4)
