@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..catalogue import DEFAULT_CHUNK_SIZE, TARGET_HELP, TARGET_OPTIONS
+from . import pythia
 from .options import TARGET_FLAGS, add_force_option, check_output, positive_float, positive_int, seed_value
 
 
@@ -35,6 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         sub.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE,
                          help=f"events generated per chunk (default {DEFAULT_CHUNK_SIZE})")
         sub.set_defaults(run=run)
+    pythia.add_parser(targets)
 
 
 def target_parameters(args: argparse.Namespace) -> dict[str, object]:

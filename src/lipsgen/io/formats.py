@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 
 from ..coordinates.rambo import to_cm_frame
@@ -59,18 +61,23 @@ def read_weights(path: str | os.PathLike[str]) -> Tensor | None:
 
 
 def write_events(path: str | os.PathLike[str], events: Tensor, attributes: dict[str, Any],
-                 weights: Tensor | None = None) -> Path:
+                 weights: Tensor | None = None, datasets: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write events (n, N, 4) with attributes and optional weights (n,), in the format the file name
-    asks for (atomically)."""
+    asks for (atomically). ``datasets``: further per-event arrays (n, ...), kept by HDF5 and npz
+    (an LHE file has no place for them)."""
     fmt = event_format(path)
     n, n_particles = events.shape[:2]
     if weights is not None and tuple(weights.shape) != (n,):
         raise ValueError(f"{path}: {tuple(weights.shape)} weights for {n} events")
+    for name, values in (datasets or {}).items():
+        if name in ("momenta", "weights", "attributes") or np.shape(values)[:1] != (n,):
+            raise ValueError(f"{path}: dataset {name!r} of shape {np.shape(values)} is not a per-event "
+                             f"array for {n} events, or its name is reserved")
     if fmt == "hdf5":
         return write_events_h5(path, [events], n_events=n, n_particles=n_particles,
-                               attributes=_hdf5_safe(attributes), weights=weights)
+                               attributes=_hdf5_safe(attributes), weights=weights, datasets=datasets)
     if fmt == "npz":
-        return write_events_npz(path, events, attributes, weights)
+        return write_events_npz(path, events, attributes, weights, datasets)
     from ..targets.facts import facts_from_attributes  # targets sit above io
 
     recorded = list(attributes.get("pdg_ids") or ())

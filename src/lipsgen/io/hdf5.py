@@ -36,11 +36,13 @@ def write_events_h5(
     attributes: Mapping[str, Any],
     progress: bool | None = None,
     weights: Tensor | None = None,
+    datasets: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Stream event chunks (each (m, n_particles, 4)) into ``path``; ``n_events`` in all.
 
     ``attributes`` are stored on the file (``lipsgen_version`` is added). ``progress=None`` shows a
-    progress bar only on a terminal. ``weights`` (n_events,) are stored as the dataset ``weights``.
+    progress bar only on a terminal. ``weights`` (n_events,) are stored as the dataset ``weights``;
+    ``datasets`` are further per-event arrays (n_events, ...), stored under their names.
     Returns the path written.
     """
     path = Path(path)
@@ -54,6 +56,8 @@ def write_events_h5(
         f.attrs["lipsgen_version"] = __version__
         if weights is not None:
             f.create_dataset(WEIGHTS, data=weights.detach().to("cpu", torch.float64).numpy())
+        for name, values in (datasets or {}).items():
+            f.create_dataset(name, data=np.asarray(values))
         written = 0
         with progress_bar(total=n_events, unit="ev", desc=f"writing {path.name}", enable=progress) as bar:
             for chunk in chunks:

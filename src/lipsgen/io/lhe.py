@@ -23,7 +23,7 @@ from .._version import __version__
 from .atomic import atomic_output
 from .errors import EventFileError
 
-__all__ = ["write_events_lhe", "read_events_lhe", "read_weights_lhe"]
+__all__ = ["write_events_lhe", "read_events_lhe", "read_final_states_lhe", "read_weights_lhe"]
 
 # Full double precision for momenta and event weights; the rest as pylhe's default.
 _FORMAT_FIELDS: dict[str, Any] = dict(
@@ -114,6 +114,34 @@ def write_events_lhe(
     return path
 
 
+def _read_outgoing(path: Path) -> tuple[list[tuple[int, ...]], list[np.ndarray], dict[str, Any]]:
+    """PDG ids and momenta (m_i, 4) (E, px, py, pz) of the outgoing (status 1) particles of every
+    event, and the file's attributes (see ``read_events_lhe``)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such event file")
+    ids: list[tuple[int, ...]] = []
+    rows: list[np.ndarray] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            lhe = pylhe.LHEFile.fromfile(path)
+            for event in lhe.events:
+                outgoing = [p for p in event.particles if int(p.status) == 1]
+                ids.append(tuple(int(p.id) for p in outgoing))
+                rows.append(np.array([[p.e, p.px, p.py, p.pz] for p in outgoing], dtype=np.float64).reshape(-1, 4))
+            beams = lhe.init.initInfo
+            sqrt_s = float(beams.energyA) + float(beams.energyB)
+            recorded = _recorded_attributes(lhe.header)
+        except Exception as err:  # pylhe raises ValueError, KeyError, OSError, ... on bad input
+            raise EventFileError(f"{path}: not a readable LHE file ({type(err).__name__}: {err})") from None
+    problems = [str(w.message) for w in caught if "Parse Error" in str(w.message)]
+    if problems:
+        raise EventFileError(f"{path}: LHE file is corrupt or truncated after {len(rows)} events ({problems[0]})")
+    if not rows:
+        raise EventFileError(f"{path}: no events found")
+    return ids, rows, {"target": "lhe", **recorded, "sqrt_s": sqrt_s}
+
+
 def read_events_lhe(path: str | os.PathLike[str]) -> tuple[Tensor, dict]:
     """Outgoing (status 1) particles of every event, (n, N, 4) float64 in (E, px, py, pz), and
     attributes: those lipsgen recorded in the header, if any (else ``target = "lhe"``), with
@@ -123,41 +151,23 @@ def read_events_lhe(path: str | os.PathLike[str]) -> tuple[Tensor, dict]:
     or kinds of outgoing particles differ from the first event's.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such event file")
-    rows: list[np.ndarray] = []
-    pdg_ids: tuple[int, ...] | None = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            lhe = pylhe.LHEFile.fromfile(path)
-            for index, event in enumerate(lhe.events):
-                outgoing = [p for p in event.particles if int(p.status) == 1]
-                ids = tuple(int(p.id) for p in outgoing)
-                if pdg_ids is None:
-                    pdg_ids = ids
-                elif ids != pdg_ids:
-                    raise EventFileError(
-                        f"{path}: event {index} has outgoing particles {ids}, event 0 has {pdg_ids}; "
-                        f"lipsgen needs the same final state in every event"
-                    )
-                rows.append(np.array([[p.e, p.px, p.py, p.pz] for p in outgoing], dtype=np.float64))
-            beams = lhe.init.initInfo
-            sqrt_s = float(beams.energyA) + float(beams.energyB)
-            recorded = _recorded_attributes(lhe.header)
-        except EventFileError:
-            raise
-        except Exception as err:  # pylhe raises ValueError, KeyError, OSError, ... on bad input
-            raise EventFileError(f"{path}: not a readable LHE file ({type(err).__name__}: {err})") from None
-    problems = [str(w.message) for w in caught if "Parse Error" in str(w.message)]
-    if problems:
-        raise EventFileError(f"{path}: LHE file is corrupt or truncated after {len(rows)} events ({problems[0]})")
-    if not rows:
-        raise EventFileError(f"{path}: no events found")
+    ids, rows, attributes = _read_outgoing(path)
+    for index, event_ids in enumerate(ids):
+        if event_ids != ids[0]:
+            raise EventFileError(
+                f"{path}: event {index} has outgoing particles {event_ids}, event 0 has {ids[0]}; "
+                f"lipsgen needs the same final state in every event (or clustering: lipsgen convert --jets N)"
+            )
     if len(rows[0]) < 2:
         raise EventFileError(f"{path}: events have {len(rows[0])} outgoing particles, need at least 2")
-    attributes = {"target": "lhe", **recorded, "sqrt_s": sqrt_s, "pdg_ids": list(pdg_ids or ())}
-    return torch.from_numpy(np.stack(rows)), attributes
+    return torch.from_numpy(np.stack(rows)), {**attributes, "pdg_ids": list(ids[0])}
+
+
+def read_final_states_lhe(path: str | os.PathLike[str]) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The outgoing particles of every event, any number per event, as (m_i, 4) float64 arrays
+    (E, px, py, pz), with the file's attributes: the input of jet clustering."""
+    _, rows, attributes = _read_outgoing(Path(path))
+    return rows, attributes
 
 
 def _recorded_attributes(header: pylhe.LHEHeader | None) -> dict[str, Any]:

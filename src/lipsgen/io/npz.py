@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +21,17 @@ __all__ = ["write_events_npz", "read_events_npz", "read_weights_npz"]
 
 
 def write_events_npz(path: str | os.PathLike[str], events: Tensor, attributes: dict[str, Any],
-                     weights: Tensor | None = None) -> Path:
-    """Write events (n, N, 4), their attributes and optionally their weights (n,); exact for float64."""
+                     weights: Tensor | None = None, datasets: Mapping[str, np.ndarray] | None = None) -> Path:
+    """Write events (n, N, 4), their attributes, optionally their weights (n,) and further
+    per-event arrays ``datasets`` (n, ...) under their names; exact for float64."""
     path = Path(path)
     meta = json.dumps({**attributes, "lipsgen_version": __version__})
-    momenta = events.detach().to("cpu", torch.float64).numpy()
+    arrays = {**(datasets or {}), "momenta": events.detach().to("cpu", torch.float64).numpy(),
+              "attributes": np.array(meta)}
+    if weights is not None:
+        arrays["weights"] = weights.detach().to("cpu", torch.float64).numpy()
     with atomic_output(path) as tmp, open(tmp, "wb") as f:  # a file object: savez adds no suffix
-        if weights is None:
-            np.savez(f, momenta=momenta, attributes=np.array(meta))
-        else:
-            np.savez(f, momenta=momenta, attributes=np.array(meta),
-                     weights=weights.detach().to("cpu", torch.float64).numpy())
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy types allow_pickle among the keywords
     return path
 
 

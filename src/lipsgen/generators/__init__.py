@@ -1,0 +1,1 @@
+"""External event generators run by lipsgen to make training data (optional installs)."""

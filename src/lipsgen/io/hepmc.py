@@ -1,0 +1,62 @@
+"""HepMC3 input through pyhepmc: the final-state particles of showered e+e- events, for clustering.
+
+Only reading: lipsgen's own events are massless N-particle states, which LHE, HDF5 and npz hold.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import EventFileError
+
+__all__ = ["read_final_states_hepmc"]
+
+_FINAL, _BEAM = 1, 4
+_MEV_PER_GEV = 1000.0
+
+
+def read_final_states_hepmc(path: str | os.PathLike[str]) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The final-state (status 1) particles of every event, a list of (m_i, 4) float64 arrays
+    (E, px, py, pz) in GeV, and attributes ``sqrt_s`` (the first event's beam invariant mass) and
+    ``target = "hepmc"``.
+
+    Raises :class:`EventFileError` naming the event for a file that is not HepMC, holds no events,
+    or has an event whose beams (status 4) are not one e+ and one e-.
+    """
+    import pyhepmc
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such event file")
+    events: list[np.ndarray] = []
+    sqrt_s = None
+    try:
+        with pyhepmc.open(path) as reader:
+            for index, event in enumerate(reader):
+                particles = event.numpy.particles
+                status, pid = np.asarray(particles.status), np.asarray(particles.pid)
+                momenta = np.stack([np.asarray(getattr(particles, c), dtype=np.float64)
+                                    for c in ("e", "px", "py", "pz")], axis=-1)
+                if event.momentum_unit == pyhepmc.Units.MEV:
+                    momenta = momenta / _MEV_PER_GEV
+                beams = status == _BEAM
+                if sorted(pid[beams].tolist()) != [-11, 11]:
+                    raise EventFileError(
+                        f"{path}: event {index} (number {event.event_number}) has beams (status 4) "
+                        f"{pid[beams].tolist()}, not e+ e-; lipsgen clusters e+e- events only")
+                if sqrt_s is None:
+                    total = momenta[beams].sum(axis=0)
+                    sqrt_s = float(np.sqrt(max(total[0] ** 2 - (total[1:] ** 2).sum(), 0.0)))
+                events.append(momenta[status == _FINAL])
+    except EventFileError:
+        raise
+    except Exception as err:  # pyhepmc raises IOError, RuntimeError, ... on bad input
+        raise EventFileError(f"{path}: not a readable HepMC3 file after {len(events)} events "
+                             f"({type(err).__name__}: {err})") from None
+    if not events:
+        raise EventFileError(f"{path}: no HepMC events found (not a HepMC file, or empty)")
+    return events, {"target": "hepmc", "sqrt_s": sqrt_s}
