@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..jets.clustering import durham_resolutions
 from ..kinematics import scaled_pair_invariants
 
-__all__ = ["Observable", "event_observables", "thrust", "c_parameter", "eec_pairs"]
+__all__ = ["Observable", "event_observables", "jet_observables", "thrust", "c_parameter", "eec_pairs"]
 
 
 @dataclass(frozen=True)
@@ -118,4 +119,21 @@ def event_observables(events: Tensor, *, labelled: bool, names: tuple[str, ...] 
     result.append(Observable("log10_min_y", "log10 min y_ij", np.log10(np.clip(y.min(axis=1), 1e-300, None))))
     result.append(Observable("thrust", "thrust T", thrust(events)))
     result.append(Observable("c_parameter", "C-parameter", c_parameter(events)))
+    return result
+
+
+def jet_observables(events: Tensor) -> list[Observable]:
+    """What jet physicists look at in N-jet events (n, N, 4): the Durham resolutions log10 y_23 and
+    log10 y_34 of the events themselves (N >= 3, 4), and the opening angles between the three most
+    energetic jets (cosines)."""
+    events = events.to(torch.float64)
+    n_particles = events.shape[1]
+    resolutions = durham_resolutions(events, [k for k in (2, 3) if k < n_particles])
+    result = [Observable(f"log10_y{k}{k + 1}", f"log10 y_{k}{k + 1} (Durham)", np.log10(np.clip(y, 1e-300, None)))
+              for k, y in resolutions.items()]
+    order = torch.argsort(events[..., 0], dim=1, descending=True)
+    cosines = _cosines(torch.take_along_dim(events, order.unsqueeze(-1), dim=1))
+    for a, b in itertools.combinations(range(min(3, n_particles)), 2):
+        result.append(Observable(f"cos_{a + 1}{b + 1}", f"cos angle(jet {a + 1}, jet {b + 1}), by energy",
+                                 cosines[:, a, b].numpy()))
     return result

@@ -24,7 +24,7 @@ from ..targets.facts import facts_from_attributes
 from ..validation import check_events
 from .conservation import conservation_metric, event_violations
 from .metrics import classifier_auc, feature_matrix, wasserstein_batches
-from .observables import Observable, eec_pairs, event_observables
+from .observables import Observable, eec_pairs, event_observables, jet_observables
 from .plots import conservation_along_trajectory, conservation_histograms, histogram_with_ratio, trajectory_histograms
 from .tails import chi2_per_ndf, max_log_ratio, w1_tails
 
@@ -64,6 +64,8 @@ def _as_numpy(pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.n
 
 def _observables(events: torch.Tensor, target: str, labelled: bool, names, attributes) -> list[Observable]:
     result = event_observables(events, labelled=labelled, names=names)
+    if "n_jets" in attributes:  # clustered jets (lipsgen data pythia, convert --jets)
+        result += jet_observables(events)
     density = _density_observable(target, attributes, events)
     return result + ([density] if density is not None else [])
 
@@ -99,7 +101,7 @@ def _plot_selection(observables: list[Observable], labelled: bool) -> list[Obser
     last = sum(o.name.startswith("x_sorted") for o in observables)
     keep = {"x_sorted_1", "x_sorted_2", "x_sorted_3", f"x_sorted_{last}",
             "y_sorted_1", f"y_sorted_{sum(o.name.startswith('y_sorted') for o in observables)}",
-            "log10_min_y", "thrust", "c_parameter"}
+            "log10_min_y", "thrust", "c_parameter", "log10_y23", "log10_y34", "cos_12", "cos_13"}
     return [o for o in observables if o.name in keep]
 
 
