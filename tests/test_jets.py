@@ -4,6 +4,7 @@ and LHE input (issue 11)."""
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 
 import h5py
@@ -12,6 +13,7 @@ import pyhepmc
 import pytest
 import torch
 
+from conftest import run_cli
 from lipsgen import uniform_phase_space
 from lipsgen.errors import LipsgenError
 from lipsgen.generators.pythia import PythiaJets, generate_jets
@@ -19,8 +21,6 @@ from lipsgen.io import read_events, write_events
 from lipsgen.jets import durham_jets, durham_resolutions, project_jets
 from lipsgen.jets.clustering import particles_array
 from lipsgen.jets.files import jets_from_file
-
-from conftest import run_cli
 
 SQRT_S = 91.1876
 ROUNDING = 1e-13  # relative: a few float64 ulps summed over a handful of jets
@@ -219,13 +219,14 @@ def test_pythia_bad_options(tmp_path, args, message):
 def test_pythia_events_train_sample_and_evaluate(tmp_path):
     _, _, truth = _pythia_file(tmp_path, "truth.h5", "--jets", "3", "--seed", "1")
     run = tmp_path / "run"
-    assert run_cli("train", "--data", str(truth), "--model", "fm-z", "--max-steps", "3", "--out", str(run)).returncode == 0
+    trained = run_cli("train", "--data", str(truth), "--model", "fm-z", "--max-steps", "3", "--out", str(run))
+    assert trained.returncode == 0, trained.stderr
     samples = tmp_path / "fm-z.h5"
-    assert run_cli("sample", str(run / "model.pt"), "--events", "300", "--out", str(samples), "--seed", "1").returncode == 0
+    sampled = run_cli("sample", str(run / "model.pt"), "--events", "300", "--out", str(samples), "--seed", "1")
+    assert sampled.returncode == 0, sampled.stderr
     result = run_cli("evaluate", "--truth", str(truth), "--samples", str(samples), "--out", str(tmp_path / "rep"),
                      "--batches", "2")
     assert result.returncode == 0, result.stderr
-    import json
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert {"log10_y23", "cos_12", "thrust", "c_parameter"} <= set(metrics["samples"]["fm-z"]["wasserstein"])
     assert (tmp_path / "rep" / "hist_log10_y23.png").exists()
@@ -281,7 +282,8 @@ def test_hepmc_to_cm_boosts_before_clustering(tmp_path):
     refused = run_cli("convert", str(source), str(out))
     assert refused.returncode == 1 and "--jets N" in refused.stderr
     refused = run_cli("convert", str(source), str(out), "--jets", "3")
-    assert refused.returncode == 1 and "event 0 is not in its CM frame" in refused.stderr and "--to-cm" in refused.stderr
+    assert refused.returncode == 1 and "--to-cm" in refused.stderr
+    assert "event 0 is not in its CM frame" in refused.stderr
     assert not out.exists()
     result = run_cli("convert", str(source), str(out), "--jets", "3", "--to-cm", "--sqrt-s", str(SQRT_S))
     assert result.returncode == 0, result.stderr
