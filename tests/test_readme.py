@@ -12,11 +12,12 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def use_blocks() -> tuple[str, str]:
+    """The Use section's python block and all its bash blocks (joined, in order)."""
     use = README.read_text().split("## Use\n", 1)[1].split("\n## ", 1)[0]
     python = re.search(r"```python\n(.*?)```", use, re.S)
-    bash = re.search(r"```bash\n(.*?)```", use, re.S)
-    assert python and bash, "README's Use section has a python and a bash block"
-    return python.group(1), bash.group(1)
+    bash = re.findall(r"```bash\n(.*?)```", use, re.S)
+    assert python and len(bash) >= 2, "README's Use section has a python block and bash blocks"
+    return python.group(1), "".join(bash)
 
 
 def test_readme_use_blocks_run_top_to_bottom(tmp_path, monkeypatch):
@@ -33,3 +34,4 @@ def test_readme_use_blocks_run_top_to_bottom(tmp_path, monkeypatch):
         result = run_cli(*command[1:])
         assert result.returncode == 0, f"{line}\n{result.stderr}"
     assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "cut.h5").exists()
+    assert (tmp_path / "report_z3" / "hist_log10_y23.png").exists()
