@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .options import add_force_option, check_output, non_negative_int, positive_float, positive_int, seed_value
 
@@ -46,6 +47,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..devices import resolve_device
+    from ..distributed import join_world, leave_world
+
+    world, device = join_world(resolve_device(args.device))
+    try:
+        return _sample(args, world, device)
+    finally:
+        leave_world(world)
+
+
+def _sample(args: argparse.Namespace, world: Any, device: Any) -> int:
     from ..io import event_format, read_attributes_h5, read_events, read_weights, write_events
     from ..sampling import sample_to_file
     from ..targets import target_from_attributes
@@ -57,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out}: trajectories are stored in HDF5 files only; write to a .h5 file")
     if args.density and not args.weights:
         raise ValueError("--density is the target density of weighted sampling: add --weights")
-    model, state = load_model(args.checkpoint, args.device)
+    model, state = load_model(args.checkpoint, device)
     density: Density | None = None
     if args.weights:
         model.check_density()
@@ -81,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         sample_to_file(model, args.events, h5_out, steps=args.steps, solver=args.solver, seed=args.seed,
                        trajectory=args.trajectory, from_data=args.from_data, t=args.t,
-                       batch_size=args.batch_size, attributes=extra, support=support, density=density)
+                       batch_size=args.batch_size, attributes=extra, support=support, density=density,
+                       world=world)
+        if not world.is_main:  # rank 0 wrote the file
+            return 0
         attrs = read_attributes_h5(h5_out)
         if fmt != "hdf5":
             write_events(args.out, read_events(h5_out)[0], attrs, weights=read_weights(h5_out))

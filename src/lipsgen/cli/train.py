@@ -51,6 +51,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--stop-after", type=positive_int, default=None,
+                        help="end this run after this many steps, checkpointed (for jobs cut into time slots; "
+                        "continue with --resume)")
     parser.set_defaults(run=run)
 
 
@@ -70,6 +73,17 @@ def _density_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..devices import resolve_device
+    from ..distributed import join_world, leave_world
+
+    world, device = join_world(resolve_device(args.device))
+    try:
+        return _train(args, world, device)
+    finally:
+        leave_world(world)
+
+
+def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
     from ..io.formats import load_events
     from ..models.model import ModelConfig
     from ..targets.facts import facts_from_attributes
@@ -108,10 +122,12 @@ def run(args: argparse.Namespace) -> int:
 
         recorded = TrainConfig.from_dict(read_checkpoint(args.out / CHECKPOINT)["train_config"])
         train_config = replace(recorded, steps=args.max_steps)
-    result = train(events, model_config, train_config, args.out, resume=args.resume, device=args.device,
-                   data_attributes=attributes, density=density)
+    result = train(events, model_config, train_config, args.out, resume=args.resume, device=device,
+                   data_attributes=attributes, density=density, world=world, stop_after=args.stop_after)
     source = f"{len(events)} {target} events" if events is not None else f"the {target} density"
-    print(f"trained {args.model} ({backbone}) on {source}: {result.steps} steps in "
-          f"{result.seconds:.1f} s, final loss {result.final_loss:.4g}; model at {result.model_path}",
-          file=sys.stderr)
+    ranks = f" on {world.size} ranks" if world.distributed else ""
+    if world.is_main:
+        print(f"trained {args.model} ({backbone}) on {source}{ranks}: {result.steps} steps in "
+              f"{result.seconds:.1f} s, final loss {result.final_loss:.4g}; model at {result.model_path}",
+              file=sys.stderr)
     return 0

@@ -42,5 +42,7 @@ class SplineFlow(nn.Module):
         x, log_det = self.flow().transform.inv.call_and_ladj(z.flatten(1))
         return x.view_as(z), log_det.double()
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:  # the process calls the flow's methods, not this
-        raise TypeError("SplineFlow has no time-dependent field; use log_prob or from_noise")
+    def forward(self, x: Tensor) -> Tensor:
+        """``log_prob(x)``: the training loss goes through here, so that DistributedDataParallel,
+        which wraps ``forward``, sees it. A flow has no time-dependent field."""
+        return self.log_prob(x)

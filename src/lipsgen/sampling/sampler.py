@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import h5py
 import torch
 
 from .._version import __version__
+from ..distributed import SINGLE_PROCESS, World, gather_to_main
 from ..errors import CutsNotLearnedError
 from ..evaluation.conservation import conservation_metric
 from ..io.atomic import atomic_output
@@ -63,6 +64,7 @@ def sample_to_file(
     progress: bool | None = None,
     support: Callable[[torch.Tensor], torch.Tensor] | None = None,
     density: Density | None = None,
+    world: World = SINGLE_PROCESS,
 ) -> Path:
     """Sample ``n_events`` events into an HDF5 file laid out like ``lipsgen data`` output; with
     ``trajectory = K`` also datasets ``trajectory`` (K, events, particles, 4) and
@@ -78,7 +80,11 @@ def sample_to_file(
     ``density`` (a target's, or :func:`lipsgen.targets.density.load_density`) makes the events
     weighted: datasets ``weights`` (n,), ``log_model_density`` (``log(g / rho_0)``, see
     :class:`lipsgen.models.SampleOutput`) and ``log_target_density`` (n,), and the weight summary
-    in attributes ``weight_*`` (:class:`lipsgen.sampling.weights.WeightSummary`)."""
+    in attributes ``weight_*`` (:class:`lipsgen.sampling.weights.WeightSummary`).
+
+    ``world`` (torchrun): batch i of ``batch_size`` events is drawn by rank i mod K from the
+    generator of (seed, i), exactly as one process draws it, and rank 0 writes the batches in order:
+    the file is bit for bit the one-process file. Other ranks write nothing."""
     if event_format(out) != "hdf5":
         raise ValueError(f"{out}: sample_to_file writes HDF5 (.h5); convert with lipsgen.io.write_events")
     if (from_data is None) != (t is None):
@@ -113,6 +119,31 @@ def sample_to_file(
             raise ValueError(f"t must be in (0, 1], got {t}")
         data = load_partial_data(model, from_data, n_events)
         meta.update(from_data=str(from_data), t=float(t))
+    n_batches = -(-n_events // batch_size)
+    if world.distributed and support is not None:
+        raise ValueError("sampling with cuts (--apply-cuts) draws batches whose sizes follow the acceptance seen "
+                         "so far; run it in one process, without torchrun")
+    if world.size > n_batches:
+        raise ValueError(f"{world.size} ranks but only {n_batches} batch(es) of {batch_size} events: every rank "
+                         f"needs a batch; use fewer ranks or a smaller --batch-size")
+
+    def draw(index: int, done: int, size: int) -> dict[str, Any]:
+        """Batch ``index``: ``size`` events from the generator of (seed, index), as numpy arrays."""
+        gen = derived_generator(seed, "sample", index, device)
+        start = None if data is None or t is None else partial_start(model, data[done:done + size], t, gen)
+        result = model.sample(size, generator=gen, steps=steps, solver=solver, trajectory=trajectory,
+                              start=start, t_start=1.0 if t is None else t, density=density is not None)
+        arrays: dict[str, Any] = {"events": result.events, "trajectory": result.trajectory, "times": result.times}
+        if density is not None and result.log_density is not None:
+            log_target = checked_log_density(density, result.events)
+            log_w = log_event_weights(log_target, result.log_density, n_particles=n_particles, sqrt_s=config.sqrt_s)
+            arrays.update(weights=log_w.exp(), log_model_density=result.log_density, log_target_density=log_target)
+        return {k: None if v is None else v.detach().cpu() for k, v in arrays.items()}
+
+    if not world.is_main:  # compute this rank's batches; rank 0 gathers and writes them
+        for _ in _batches_in_order(draw, n_events, batch_size, world):
+            pass
+        return Path(out)
     path = Path(out)
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         momenta = f.create_dataset("momenta", (n_events, n_particles, 4), dtype="f8")
@@ -121,48 +152,24 @@ def sample_to_file(
                     for key in ("weights", "log_model_density", "log_target_density")} if density else {}
         for key, value in meta.items():
             f.attrs[key] = value
-        done, index, proposed, passed = 0, 0, 0, 0
+        cut_batches = None if support is None else _CutBatches(draw, n_events, batch_size, support)
+        batches = cut_batches or _batches_in_order(draw, n_events, batch_size, world)
         with progress_bar(total=n_events, unit="ev", desc=f"sample {config.model}", enable=progress) as bar:
-            while done < n_events:
-                size = min(batch_size, n_events - done)
-                if support is not None:  # over-draw by the inverse acceptance seen so far
-                    inverse = proposed / passed if passed else 2.0 ** min(index + 1, 20)
-                    size = min(batch_size, int(1.1 * inverse * (n_events - done)) + 16)
-                gen = derived_generator(seed, "sample", index, device)
-                start = None if data is None or t is None else partial_start(model, data[done:done + size], t, gen)
-                result = model.sample(size, generator=gen, steps=steps, solver=solver, trajectory=trajectory,
-                                      start=start, t_start=1.0 if t is None else t, density=density is not None)
-                events, path_states = result.events, result.trajectory
-                if density is not None and result.log_density is not None:
-                    log_target = checked_log_density(density, events)
-                    log_w = log_event_weights(log_target, result.log_density, n_particles=n_particles,
-                                              sqrt_s=config.sqrt_s)
-                    for key, value in (("weights", log_w.exp()), ("log_model_density", result.log_density),
-                                       ("log_target_density", log_target)):
-                        weighted[key][done:done + size] = value.cpu().numpy()
-                proposed += size
-                if support is not None:
-                    keep = support(events)
-                    passed += int(keep.sum())
-                    if passed < 1e-3 * proposed and proposed >= 10_000:
-                        raise CutsNotLearnedError(f"fewer than 1 in 1000 sampled events pass the target's cuts "
-                                                  f"({passed} of {proposed}); the model has not learned them")
-                    accepted = keep.nonzero()[:, 0][: n_events - done]
-                    events = events[accepted]
-                    path_states = None if path_states is None else path_states[:, accepted]
+            for done, arrays in batches:
+                events, path_states = arrays["events"], arrays["trajectory"]
                 kept = len(events)
-                momenta[done:done + kept] = events.cpu().numpy()
-                if path_states is not None and result.times is not None:
+                momenta[done:done + kept] = events.numpy()
+                for key, dataset in weighted.items():
+                    dataset[done:done + kept] = arrays[key].numpy()
+                if path_states is not None and arrays["times"] is not None:
                     if states is None:
-                        k = path_states.shape[0]
-                        states = f.create_dataset("trajectory", (k, n_events, n_particles, 4), dtype="f8")
-                        f.create_dataset("trajectory_times", data=result.times.numpy())
-                    states[:, done:done + kept] = path_states.cpu().numpy()
-                done += kept
-                index += 1
+                        states = f.create_dataset("trajectory", (path_states.shape[0], n_events, n_particles, 4),
+                                                  dtype="f8")
+                        f.create_dataset("trajectory_times", data=arrays["times"].numpy())
+                    states[:, done:done + kept] = path_states.numpy()
                 bar.update(kept)
-        if support is not None:
-            f.attrs["support_acceptance"] = passed / proposed
+        if cut_batches is not None:
+            f.attrs["support_acceptance"] = cut_batches.acceptance
         if density is not None:
             weights = torch.from_numpy(weighted["weights"][...])
             if not bool(torch.isfinite(weights).all()):
@@ -174,3 +181,47 @@ def sample_to_file(
         for key, value in metric.as_dict().items():
             f.attrs[f"conservation_{key}"] = value
     return path
+
+
+Draw = Callable[[int, int, int], dict[str, Any]]
+
+
+def _batches_in_order(draw: Draw, n_events: int, batch_size: int, world: World) -> Iterator[tuple[int, dict]]:
+    """(first event, arrays) of every batch, in order, on rank 0; the batches are drawn round-robin
+    by the ranks, K at a time, and gathered. Other ranks draw theirs and yield nothing."""
+    offsets = list(range(0, n_events, batch_size))
+    for first in range(0, len(offsets), world.size):
+        mine = first + world.rank
+        value = draw(mine, offsets[mine], min(batch_size, n_events - offsets[mine])) if mine < len(offsets) else None
+        gathered = gather_to_main(world, value)
+        for index, arrays in enumerate(gathered or []):
+            if arrays is not None:
+                yield offsets[first + index], arrays
+
+
+class _CutBatches:
+    """Batches whose events outside ``support`` are rejected and replaced (one process): each batch
+    over-draws by the inverse acceptance seen so far. ``acceptance`` once exhausted."""
+
+    def __init__(self, draw: Draw, n_events: int, batch_size: int,
+                 support: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.draw, self.n_events, self.batch_size, self.support = draw, n_events, batch_size, support
+        self.acceptance = float("nan")
+
+    def __iter__(self) -> Iterator[tuple[int, dict]]:
+        done, index, proposed, passed = 0, 0, 0, 0
+        while done < self.n_events:
+            inverse = proposed / passed if passed else 2.0 ** min(index + 1, 20)
+            size = min(self.batch_size, int(1.1 * inverse * (self.n_events - done)) + 16)
+            arrays = self.draw(index, done, size)
+            keep = self.support(arrays["events"])
+            proposed, passed = proposed + size, passed + int(keep.sum())
+            if passed < 1e-3 * proposed and proposed >= 10_000:
+                raise CutsNotLearnedError(f"fewer than 1 in 1000 sampled events pass the target's cuts "
+                                          f"({passed} of {proposed}); the model has not learned them")
+            accepted = keep.nonzero()[:, 0][: self.n_events - done]
+            arrays = {k: v if v is None or k == "times" else (v[:, accepted] if k == "trajectory" else v[accepted])
+                      for k, v in arrays.items()}
+            yield done, arrays
+            done, index = done + len(accepted), index + 1
+        self.acceptance = passed / proposed

@@ -5,6 +5,15 @@ index) — the data lift of epoch e from (seed, "epoch", e), its forward simulat
 (seed, "forward", e), the noise of step s from (seed, "step", s) — so a run resumed from a checkpoint
 at step s continues exactly as
 the uninterrupted run would have (on the CPU).
+
+Distributed (torchrun, :mod:`lipsgen.distributed`): the global batch of every step is the one a
+single process would take; rank r of K trains on its items r, r + K, ... with the same random
+numbers they would get in one process (:class:`~lipsgen.models.processes.base.BatchDraws`), its
+loss weighted by its share of the batch, and DistributedDataParallel averages the gradients; so K
+ranks follow the one-process optimisation up to the order of floating-point reductions. The
+per-epoch lift (and the Langevin forward simulation) is made in full on every rank: it costs under
+1% of an epoch's training steps (docs/benchmarks.md) and keeps the items' randomness independent
+of K. Rank 0 alone writes checkpoints.
 """
 
 from __future__ import annotations
@@ -25,8 +34,10 @@ import torch
 from torch import Tensor
 
 from ..devices import resolve_device
+from ..distributed import SINGLE_PROCESS, World
 from ..errors import Terminated
 from ..models.model import GenerativeModel, ModelConfig
+from ..models.processes.base import BatchDraws
 from ..progress import progress_bar
 from ..targets.density import Density, checked_log_density
 from .checkpoint import CheckpointError, config_mismatch, read_checkpoint, save_checkpoint
@@ -95,6 +106,7 @@ def train(
     stop_after: int | None = None,
     data_attributes: dict[str, Any] | None = None,
     density: Density | None = None,
+    world: World = SINGLE_PROCESS,
 ) -> TrainResult:
     """Train on events (n, N, 4) (massless, CM frame at ``model_config.sqrt_s``); write
     ``out_dir/checkpoint.pt`` during training and the final EMA model to ``out_dir/model.pt``.
@@ -110,6 +122,9 @@ def train(
     ``events=None`` with a target ``density`` trains without events, from the density alone (models
     whose process has a ``density_loss``: the normalizing flow); ``data_attributes`` then name the
     target and its parameters.
+
+    ``world``: this process's rank among the ranks of a torchrun job (module docstring); the
+    process group must be joined (:func:`lipsgen.distributed.join_world`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,6 +138,9 @@ def train(
         if not model.process.trains_from_density:
             raise ValueError(f"model {model_config.model} trains on events only; training from a density alone "
                              f"needs a model with an exact one-pass density (nf)")
+        if world.distributed:
+            raise ValueError("training from a density runs in one process: its self-normalised loss couples the "
+                             "whole batch; start it without torchrun")
         n_events, batch_size = 0, train_config.batch_size
     else:
         if train_config.max_events is not None:
@@ -133,6 +151,9 @@ def train(
         if n_events < 2:
             raise ValueError(f"need at least 2 training events, got {n_events}")
         batch_size = min(train_config.batch_size, n_events)
+        if world.size > batch_size:
+            raise ValueError(f"{world.size} ranks but a global batch of {batch_size} events: every rank needs at "
+                             f"least one event per step; use fewer ranks or a larger --batch-size")
         model.fit_data(events, derived_generator(seed, "fit"))
     model.to(device)
 
@@ -166,6 +187,11 @@ def train(
         ema = state["ema"]
         model.load_extra_state(state.get("extra", {}))
         step = int(state["step"])
+        recorded_world = int(state.get("world_size", 1))
+        if recorded_world != world.size:
+            raise CheckpointError(f"{checkpoint_path}: written by a run on {recorded_world} rank(s), resumed on "
+                                  f"{world.size}; resume with the same number of processes (torchrun "
+                                  f"--nnodes x --nproc-per-node) to continue exactly")
         if step > train_config.steps:
             raise CheckpointError(f"{checkpoint_path}: the run is at step {step}, beyond the {train_config.steps} "
                                   f"steps asked for")
@@ -178,23 +204,27 @@ def train(
             "model_config": model_config.to_dict(), "train_config": train_config.to_dict(),
             "step": step, "seed": seed, "model": model.state_dict(), "net": model.net.state_dict(),
             "ema": ema, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "extra": model.extra_state(), "data": data_record,
+            "extra": model.extra_state(), "data": data_record, "world_size": world.size,
             "schedule": {"process": type(model.process).__name__,
                          "default_steps": model.process.default_steps},
         }
 
+    # every rank holds the same parameters: DDP only has to average the gradients
+    net = torch.nn.parallel.DistributedDataParallel(model.net) if world.distributed else model.net
+    rows = world.rows()
     n_items = n_events * model.process.items_per_event  # training items per epoch
     steps_per_epoch = max(1, n_items // batch_size)
     cached_epoch, data, order = -1, {}, torch.empty(0, dtype=torch.long)
     start, loss_value = time.perf_counter(), float("nan")
     last = train_config.steps if stop_after is None else min(train_config.steps, step + stop_after)
     last_saved = time.monotonic()
-    with progress_bar(total=train_config.steps, initial=step, unit="step",
-                      desc=f"train {model_config.model}", enable=progress) as bar, _deferred_interrupts() as stop:
+    with progress_bar(total=train_config.steps, initial=step, unit="step", desc=f"train {model_config.model}",
+                      enable=progress if world.is_main else False) as bar, _deferred_interrupts() as stop:
         while step < last:
             step_generator = derived_generator(seed, "step", step, device)
             if events is None:
                 loss = model.process.density_loss(model.net, log_target, batch_size, step_generator, device)
+                logged = loss.detach()
             else:
                 epoch, offset = divmod(step, steps_per_epoch)
                 if epoch != cached_epoch:
@@ -204,10 +234,17 @@ def train(
                     order = torch.randperm(n_items, generator=gen).to(device)
                     cached_epoch = epoch
                 index = order[offset * batch_size:(offset + 1) * batch_size]
-                batch = {k: v[index] for k, v in data.items()}
-                loss = model.process.loss(model.net, batch, step_generator)
-            if not torch.isfinite(loss.detach()):
-                raise FloatingPointError(f"training diverged: loss {loss.item()} at step {step}; "
+                batch = {k: v[index[rows]] for k, v in data.items()}
+                share = len(index[rows]) / len(index)  # of the global batch, whose mean loss is optimised
+                loss = model.process.loss(net, batch, BatchDraws(step_generator, len(index), rows))
+                logged = loss.detach()
+                if world.distributed:
+                    global_loss = (logged * share).reshape(1)
+                    torch.distributed.all_reduce(global_loss)
+                    # DDP averages gradients over the K ranks: weight each rank's mean by K x its share
+                    loss, logged = loss * (share * world.size), global_loss[0]
+            if not torch.isfinite(logged):
+                raise FloatingPointError(f"training diverged: loss {logged.item()} at step {step}; "
                                          f"lower the learning rate or check the data")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -222,16 +259,19 @@ def train(
                     else:
                         ema[key].copy_(value)
             step += 1
-            loss_value = loss.item()
+            loss_value = logged.item()
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
             if (step % train_config.checkpoint_every == 0 or step == last or stop
-                    or time.monotonic() - last_saved > CHECKPOINT_SECONDS):
+                    or time.monotonic() - last_saved > CHECKPOINT_SECONDS) and world.is_main:
                 save_checkpoint(checkpoint_path, snapshot())
                 last_saved = time.monotonic()
             if stop:
                 raise Terminated() if stop[0] == signal.SIGTERM else KeyboardInterrupt()
     if step < train_config.steps:
+        world.barrier()  # the checkpoint is on disk before any rank reports the slice done
         return TrainResult(checkpoint_path, step, time.perf_counter() - start, loss_value)
-    final = save_checkpoint(out / FINAL, snapshot())
-    return TrainResult(final, step, time.perf_counter() - start, loss_value)
+    if world.is_main:
+        save_checkpoint(out / FINAL, snapshot())
+    world.barrier()
+    return TrainResult(out / FINAL, step, time.perf_counter() - start, loss_value)

@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from .solver import DensityStep, Step, Trajectory, jacobian_step, solve, solve_with_log_det
 
-__all__ = ["Process", "Velocity", "ode_step"]
+__all__ = ["Process", "Velocity", "ode_step", "BatchDraws", "batch_draws"]
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class BatchDraws:
+    """The random draws of one training step, for this process's ``rows`` of a global batch of
+    ``total`` items. Every draw is made for the whole global batch from ``generator`` and then
+    sliced, so an item gets the same numbers however the batch is split over ranks
+    (torch.distributed): K ranks follow the one-process optimisation, up to reduction order."""
+
+    generator: torch.Generator
+    total: int
+    rows: slice | None = None  # None: all of them
+
+    def __call__(self, draw: Callable[[int], Tensor]) -> Tensor:
+        """``draw(m)`` returns m items (m, ...); this process's rows of ``draw(total)``."""
+        items = draw(self.total)
+        return items if self.rows is None else items[self.rows]
+
+
+def batch_draws(source: torch.Generator | BatchDraws, n: int) -> BatchDraws:
+    """``source`` itself, or a plain generator as the draws of a whole batch of ``n`` items."""
+    return source if isinstance(source, BatchDraws) else BatchDraws(source, n)
 
 
 def ode_step(velocity: Velocity, solver: str) -> Step:
@@ -51,7 +74,9 @@ class Process:
         Every tensor has ``items_per_event * n`` rows."""
         return {"x0": x0}
 
-    def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator) -> Tensor:
+    def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | BatchDraws) -> Tensor:
+        """The mean training loss over the batch's items; every random draw goes through
+        ``batch_draws(generator, n)`` (distributed training hands a ``BatchDraws``)."""
         raise NotImplementedError
 
     def density_loss(self, net: nn.Module, log_target: Callable[[Tensor], Tensor], batch_size: int,

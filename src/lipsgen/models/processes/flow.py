@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .base import Process, ode_step
+from .base import BatchDraws, Process, batch_draws, ode_step
 from .solver import Step
 
 __all__ = ["FlowMatching"]
@@ -30,10 +30,11 @@ class FlowMatching(Process):
     def __init__(self, prior: PriorSampler) -> None:
         self.prior = prior
 
-    def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator) -> Tensor:
+    def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | BatchDraws) -> Tensor:
         x0 = batch["x0"]
-        x1 = self.prior(x0.shape[0], generator, x0.device)
-        t = torch.rand((x0.shape[0],), generator=generator, device=x0.device)
+        draws = batch_draws(generator, x0.shape[0])
+        x1 = draws(lambda m: self.prior(m, draws.generator, x0.device))
+        t = draws(lambda m: torch.rand((m,), generator=draws.generator, device=x0.device))
         tt = t.view(-1, 1, 1)
         xt = (1 - tt) * x0 + tt * x1
         return (net(xt, t) - (x1 - x0)).square().sum(dim=(1, 2)).mean()

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from ...catalogue import Divergence, Drift, LossWeight, ReverseVariance, TimeLaw
 from ...coordinates.qspace import prior_score, regularised_drift
-from .base import Process
+from .base import BatchDraws, Process, batch_draws
 from .solver import Step
 
 __all__ = ["LangevinDiffusion", "langevin_schedule", "TIME_LAWS", "LOSS_WEIGHTS"]
@@ -132,8 +132,9 @@ class LangevinDiffusion(Process):
             x = self._forward_step(x, j, generator)
         return x
 
-    def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator) -> Tensor:
+    def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | BatchDraws) -> Tensor:
         x = batch["x"].detach().requires_grad_(True)
+        draws = batch_draws(generator, x.shape[0])
         k = batch["k"]
         residual = net(x, k.float() / self.n_steps)
         flat = residual.flatten(1)
@@ -144,7 +145,8 @@ class LangevinDiffusion(Process):
                 div = div + grad.flatten(1)[:, i]
         else:
             for _ in range(self.probes):
-                v = torch.randint(0, 2, x.shape, generator=generator, device=x.device).to(x.dtype) * 2 - 1
+                v = draws(lambda m: torch.randint(0, 2, (m, *x.shape[1:]), generator=draws.generator,
+                                                  device=x.device)).to(x.dtype) * 2 - 1
                 (grad,) = torch.autograd.grad((residual * v).sum(), x, create_graph=True)
                 div = div + (grad * v).flatten(1).sum(dim=1) / self.probes
         reference = self.reference(x.detach())

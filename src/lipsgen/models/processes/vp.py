@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import Process, ode_step
+from .base import BatchDraws, Process, batch_draws, ode_step
 from .solver import Step
 
 __all__ = ["VPDiffusion"]
@@ -39,11 +39,12 @@ class VPDiffusion(Process):
         integral = self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t * t
         return torch.exp(-0.5 * integral), torch.sqrt(-torch.expm1(-integral))
 
-    def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator) -> Tensor:
+    def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | BatchDraws) -> Tensor:
         x0 = batch["x0"]
-        n = x0.shape[0]
-        t = self.t_min + (1 - self.t_min) * torch.rand((n,), generator=generator, device=x0.device)
-        eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+        draws = batch_draws(generator, x0.shape[0])
+        t = self.t_min + (1 - self.t_min) * draws(lambda m: torch.rand((m,), generator=draws.generator,
+                                                                       device=x0.device))
+        eps = draws(lambda m: torch.randn((m, *x0.shape[1:]), generator=draws.generator, device=x0.device))
         alpha, sigma = (v.view(-1, 1, 1) for v in self.alpha_sigma(t))
         return (net(alpha * x0 + sigma * eps, t) - eps).square().sum(dim=(1, 2)).mean()
 
