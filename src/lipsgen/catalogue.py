@@ -94,6 +94,11 @@ TARGET_HELP = {
                "a sampler (weighted generation)",
 }
 
+# Pythia jet data (lipsgen data pythia): the Z pole in GeV (Pythia's default Z mass) and the events
+# per independently seeded Pythia run.
+Z_POLE = 91.1876
+PYTHIA_BLOCK_SIZE = 5000
+
 # Events per chunk when streaming: amortises Python and HDF5 overhead; a chunk of 30-particle
 # events stays under 100 MB.
 DEFAULT_CHUNK_SIZE = 65536

@@ -14,7 +14,8 @@ HELP = "Pythia 8 e+e- -> hadrons clustered to N Durham jets, projected onto mass
 
 
 def add_parser(targets: argparse._SubParsersAction) -> None:
-    from ..generators.pythia import BLOCK_SIZE, Z_POLE  # plain module: pythia8mc is imported on use
+    from ..catalogue import PYTHIA_BLOCK_SIZE as BLOCK_SIZE
+    from ..catalogue import Z_POLE
 
     sub = targets.add_parser("pythia", help=HELP + " (extra: lipsgen[pythia])", description=HELP + (
         ". Needs the optional extra: pip install 'lipsgen[pythia]'. Events are reproducible from --seed "

@@ -17,13 +17,13 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 
+from ..catalogue import PYTHIA_BLOCK_SIZE, Z_POLE
 from ..errors import LipsgenError
 from ..jets.clustering import CLUSTERING, durham_jets
 
 __all__ = ["PythiaJets", "JetBlock", "generate_jets", "pythia_available", "Z_POLE", "BLOCK_SIZE"]
 
-Z_POLE = 91.1876  # GeV, Pythia's default Z mass
-BLOCK_SIZE = 5000
+BLOCK_SIZE = PYTHIA_BLOCK_SIZE
 PYTHIA_SEED_MAX = 900_000_000  # Random:seed accepts 1 .. 900000000
 Level = Literal["hadron", "parton"]
 
