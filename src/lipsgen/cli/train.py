@@ -47,6 +47,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--lift", choices=["exact", "fixed"], default="exact",
                         help="lifting of data to q-space: exact fibre law (default) or the paper's fixed embedding")
     parser.add_argument("--max-events", type=positive_int, default=None, help="use at most this many events")
+    parser.add_argument("--window-events", type=positive_int, default=None,
+                        help="stream the --data HDF5 file in shuffled windows of about this many events instead of "
+                        "loading it (bounded memory, for files larger than memory; lipsgen.training.streaming)")
     parser.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -91,14 +94,23 @@ def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
     from ..training.trainer import CHECKPOINT
     if (args.out / CHECKPOINT).exists() and not args.resume:
         raise FileExistsError(f"{args.out} already holds a training run; pass --resume or choose another --out")
-    density, events = None, None
+    events: Any = None  # a tensor, or a StreamedEvents
+    density = None
     if args.data is not None:
         given = [TARGET_FLAGS[k][0] for k in TARGET_FLAGS if getattr(args, k) is not None]
         if given or args.sqrt_s is not None:
             raise ValueError(f"{', '.join(given + (['--sqrt-s'] if args.sqrt_s is not None else []))}: target "
                              f"options go with --target or --density, not --data")
-        events, attributes = load_events(args.data)
-        n_particles = int(events.shape[1])
+        if args.window_events is not None:
+            from ..training.streaming import StreamedEvents
+
+            streamed_events = StreamedEvents(args.data, max_events=args.max_events)
+            events, attributes, n_particles = streamed_events, streamed_events.attributes, streamed_events.n_particles
+        else:
+            events, attributes = load_events(args.data)
+            n_particles = int(events.shape[1])
+    elif args.window_events is not None:
+        raise ValueError("--window-events streams the events of --data; training from a density has none")
     else:
         density, attributes = _density_source(args)
         n_particles = int(attributes["n_particles"])
@@ -109,7 +121,8 @@ def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
                                sqrt_s=float(attributes["sqrt_s"]), backbone=backbone, lift=args.lift)
     model_config, train_config = resolve_preset(args.preset, model_config)
     overrides = {k: v for k, v in (("steps", args.max_steps), ("batch_size", args.batch_size), ("lr", args.lr),
-                                   ("max_events", args.max_events)) if v is not None}
+                                   ("max_events", args.max_events), ("window_events", args.window_events))
+                 if v is not None}
     if "steps" in overrides:
         overrides["steps"] = min(overrides["steps"], train_config.steps)
         overrides["checkpoint_every"] = min(train_config.checkpoint_every, overrides["steps"])
@@ -124,7 +137,8 @@ def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
         train_config = replace(recorded, steps=args.max_steps)
     result = train(events, model_config, train_config, args.out, resume=args.resume, device=device,
                    data_attributes=attributes, density=density, world=world, stop_after=args.stop_after)
-    source = f"{len(events)} {target} events" if events is not None else f"the {target} density"
+    streamed = f" (streamed in windows of {args.window_events})" if args.window_events else ""
+    source = f"{result.events} {target} events{streamed}" if events is not None else f"the {target} density"
     ranks = f" on {world.size} ranks" if world.distributed else ""
     if world.is_main:
         print(f"trained {args.model} ({backbone}) on {source}{ranks}: {result.steps} steps in "

@@ -17,7 +17,8 @@ from .hdf5 import read_events_h5, read_weights_h5, write_events_h5
 from .lhe import read_events_lhe, read_weights_lhe, write_events_lhe
 from .npz import read_events_npz, read_weights_npz, write_events_npz
 
-__all__ = ["event_format", "read_events", "read_weights", "write_events", "load_events", "FILE_RTOL"]
+__all__ = ["event_format", "read_events", "read_weights", "write_events", "load_events", "checked_phase_space",
+           "FILE_RTOL"]
 
 _SUFFIXES = {".h5": "hdf5", ".hdf5": "hdf5", ".npz": "npz", ".lhe": "lhe", ".lhe.gz": "lhe"}
 
@@ -133,15 +134,20 @@ def load_events(
     """
     events, attributes = read_events(path)
     energy = float(attributes.get("sqrt_s", 1.0)) if sqrt_s is None else sqrt_s
+    events = checked_phase_space(events, energy, str(path), to_cm=to_cm, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
+    return events, {**attributes, "sqrt_s": energy}
+
+
+def checked_phase_space(events: Tensor, sqrt_s: float, where: str, *, to_cm: bool = False,
+                        mass_rtol: float | None = None, cm_rtol: float | None = None) -> Tensor:
+    """Events (n, N, 4) read from a file, checked and made exact as ``load_events`` describes;
+    errors are :class:`EventFileError` prefixed with ``where`` (the file, and which part of it)."""
     mass_rtol = FILE_RTOL if mass_rtol is None else mass_rtol
     cm_rtol = FILE_RTOL if cm_rtol is None else cm_rtol
     try:
         if to_cm:
-            events = to_cm_frame(events, sqrt_s=energy, mass_rtol=mass_rtol)
-        else:
-            check_events(events, sqrt_s=energy, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
-            if not _exact(events, energy):
-                events = to_cm_frame(events, sqrt_s=energy, mass_rtol=mass_rtol)
+            return to_cm_frame(events, sqrt_s=sqrt_s, mass_rtol=mass_rtol)
+        check_events(events, sqrt_s=sqrt_s, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
+        return events if _exact(events, sqrt_s) else to_cm_frame(events, sqrt_s=sqrt_s, mass_rtol=mass_rtol)
     except ValueError as err:
-        raise EventFileError(f"{path}: {err}") from None
-    return events, {**attributes, "sqrt_s": energy}
+        raise EventFileError(f"{where}: {err}") from None

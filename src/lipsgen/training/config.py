@@ -25,11 +25,16 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     max_events: int | None = None  # use at most this many training events (None: all)
+    # stream the data from HDF5 in windows of about this many events (None: all in memory);
+    # see lipsgen.training.streaming
+    window_events: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.window_events is not None and self.window_events < 1:
+            raise ValueError(f"window_events must be a positive integer, got {self.window_events!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
 

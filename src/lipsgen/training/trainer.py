@@ -42,13 +42,14 @@ from ..progress import progress_bar
 from ..targets.density import Density, checked_log_density
 from .checkpoint import CheckpointError, config_mismatch, read_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .streaming import BLOCK_EVENTS, EventSource, InMemoryEvents
 
 __all__ = ["train", "derived_generator", "TrainResult"]
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_SECONDS = 300.0  # also checkpoint after this much wall time since the last one
 FINAL = "model.pt"
-_PURPOSES = {"init": 0, "fit": 1, "epoch": 2, "step": 3, "sample": 4, "forward": 5}
+_PURPOSES = {"init": 0, "fit": 1, "epoch": 2, "step": 3, "sample": 4, "forward": 5, "blocks": 6}
 
 
 def derived_generator(seed: int, purpose: str, index: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
@@ -65,6 +66,7 @@ class TrainResult:
     steps: int
     seconds: float
     final_loss: float
+    events: int = 0  # training events (0: trained from a density)
 
 
 @contextmanager
@@ -87,6 +89,31 @@ def _deferred_interrupts() -> Iterator[list[int]]:
             signal.signal(s, handler)
 
 
+def _window_schedule(source: EventSource, config: TrainConfig, items_per_event: int, batch_size: int,
+                     first_step: int) -> Iterator[tuple[int, int, int, list[int], int]]:
+    """(epoch, window, windows in the epoch, the window's blocks, batch offset) of every step from
+    ``first_step`` on (lipsgen.training.streaming): windows of the epoch's permuted blocks, each
+    giving ``items // batch_size`` batches."""
+    n_blocks = len(source.block_sizes)
+    per_window = n_blocks if config.window_events is None else -(-config.window_events // BLOCK_EVENTS)
+
+    def windows(epoch: int) -> list[list[int]]:
+        if per_window >= n_blocks:
+            return [list(range(n_blocks))]
+        blocks = torch.randperm(n_blocks, generator=derived_generator(config.seed, "blocks", epoch)).tolist()
+        return [sorted(blocks[i:i + per_window]) for i in range(0, n_blocks, per_window)]
+
+    step, epoch = 0, 0
+    while True:
+        plan = windows(epoch)
+        for index, blocks in enumerate(plan):
+            n_steps = sum(source.block_sizes[b] for b in blocks) * items_per_event // batch_size
+            for offset in range(max(0, first_step - step), n_steps):
+                yield epoch, index, len(plan), blocks, offset
+            step += n_steps
+        epoch += 1
+
+
 def _lr_factor(step: int, config: TrainConfig) -> float:
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
@@ -95,7 +122,7 @@ def _lr_factor(step: int, config: TrainConfig) -> float:
 
 
 def train(
-    events: Tensor | None,
+    events: Tensor | EventSource | None,
     model_config: ModelConfig,
     train_config: TrainConfig,
     out_dir: str | os.PathLike[str],
@@ -108,7 +135,9 @@ def train(
     density: Density | None = None,
     world: World = SINGLE_PROCESS,
 ) -> TrainResult:
-    """Train on events (n, N, 4) (massless, CM frame at ``model_config.sqrt_s``); write
+    """Train on events (n, N, 4) (massless, CM frame at ``model_config.sqrt_s``), in memory or
+    streamed (:class:`lipsgen.training.streaming.StreamedEvents`, windows of
+    ``train_config.window_events``); write
     ``out_dir/checkpoint.pt`` during training and the final EMA model to ``out_dir/model.pt``.
 
     ``data_attributes`` (the training file's attributes: target, its parameters, seed) are kept in
@@ -142,19 +171,22 @@ def train(
             raise ValueError("training from a density runs in one process: its self-normalised loss couples the "
                              "whole batch; start it without torchrun")
         n_events, batch_size = 0, train_config.batch_size
-    else:
-        if train_config.max_events is not None:
-            events = events[: train_config.max_events]
-        if events.shape[1] != model_config.n_particles:
-            raise ValueError(f"data have {events.shape[1]} particles, the model expects {model_config.n_particles}")
-        n_events = events.shape[0]
+    source: EventSource | None = None
+    if events is not None:
+        source = events if isinstance(events, EventSource) else InMemoryEvents(events[: train_config.max_events])
+        if source.n_particles != model_config.n_particles:
+            raise ValueError(f"data have {source.n_particles} particles, the model expects {model_config.n_particles}")
+        n_events = source.n_events
         if n_events < 2:
             raise ValueError(f"need at least 2 training events, got {n_events}")
         batch_size = min(train_config.batch_size, n_events)
         if world.size > batch_size:
             raise ValueError(f"{world.size} ranks but a global batch of {batch_size} events: every rank needs at "
                              f"least one event per step; use fewer ranks or a larger --batch-size")
-        model.fit_data(events, derived_generator(seed, "fit"))
+        window = train_config.window_events
+        if window is not None and min(-(-window // BLOCK_EVENTS) * BLOCK_EVENTS, n_events) < batch_size:
+            raise ValueError(f"a streaming window of {window} events is smaller than a batch of {batch_size}")
+        model.fit_data(source.fit_sample(), derived_generator(seed, "fit"))
     model.to(device)
 
     def log_target(x: Tensor) -> Tensor:
@@ -212,9 +244,9 @@ def train(
     # every rank holds the same parameters: DDP only has to average the gradients
     net = torch.nn.parallel.DistributedDataParallel(model.net) if world.distributed else model.net
     rows = world.rows()
-    n_items = n_events * model.process.items_per_event  # training items per epoch
-    steps_per_epoch = max(1, n_items // batch_size)
-    cached_epoch, data, order = -1, {}, torch.empty(0, dtype=torch.long)
+    schedule = _window_schedule(source, train_config, model.process.items_per_event, batch_size, step) \
+        if source is not None else None
+    cached_window, data, order = (-1, -1), {}, torch.empty(0, dtype=torch.long)
     start, loss_value = time.perf_counter(), float("nan")
     last = train_config.steps if stop_after is None else min(train_config.steps, step + stop_after)
     last_saved = time.monotonic()
@@ -226,13 +258,15 @@ def train(
                 loss = model.process.density_loss(model.net, log_target, batch_size, step_generator, device)
                 logged = loss.detach()
             else:
-                epoch, offset = divmod(step, steps_per_epoch)
-                if epoch != cached_epoch:
-                    gen = derived_generator(seed, "epoch", epoch)
-                    encoded = model.space.encode(events, gen).to(device)
-                    data = model.process.prepare_epoch(encoded, derived_generator(seed, "forward", epoch, device))
-                    order = torch.randperm(n_items, generator=gen).to(device)
-                    cached_epoch = epoch
+                assert schedule is not None and source is not None
+                epoch, window, n_windows, blocks, offset = next(schedule)
+                if (epoch, window) != cached_window:
+                    stream = epoch * n_windows + window  # in memory: the epoch
+                    gen = derived_generator(seed, "epoch", stream)
+                    encoded = model.space.encode(source.read(blocks), gen).to(device)
+                    data = model.process.prepare_epoch(encoded, derived_generator(seed, "forward", stream, device))
+                    order = torch.randperm(len(next(iter(data.values()))), generator=gen).to(device)
+                    cached_window = (epoch, window)
                 index = order[offset * batch_size:(offset + 1) * batch_size]
                 batch = {k: v[index[rows]] for k, v in data.items()}
                 share = len(index[rows]) / len(index)  # of the global batch, whose mean loss is optimised
@@ -270,8 +304,8 @@ def train(
                 raise Terminated() if stop[0] == signal.SIGTERM else KeyboardInterrupt()
     if step < train_config.steps:
         world.barrier()  # the checkpoint is on disk before any rank reports the slice done
-        return TrainResult(checkpoint_path, step, time.perf_counter() - start, loss_value)
+        return TrainResult(checkpoint_path, step, time.perf_counter() - start, loss_value, n_events)
     if world.is_main:
         save_checkpoint(out / FINAL, snapshot())
     world.barrier()
-    return TrainResult(out / FINAL, step, time.perf_counter() - start, loss_value)
+    return TrainResult(out / FINAL, step, time.perf_counter() - start, loss_value, n_events)
