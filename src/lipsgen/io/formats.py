@@ -139,15 +139,15 @@ def load_events(
 
 
 def checked_phase_space(events: Tensor, sqrt_s: float, where: str, *, to_cm: bool = False,
-                        mass_rtol: float | None = None, cm_rtol: float | None = None) -> Tensor:
+                        mass_rtol: float | None = None, cm_rtol: float | None = None, name: str = "events") -> Tensor:
     """Events (n, N, 4) read from a file, checked and made exact as ``load_events`` describes;
-    errors are :class:`EventFileError` prefixed with ``where`` (the file, and which part of it)."""
+    errors are :class:`EventFileError` prefixed with ``where`` (the file), the events called ``name``."""
     mass_rtol = FILE_RTOL if mass_rtol is None else mass_rtol
     cm_rtol = FILE_RTOL if cm_rtol is None else cm_rtol
     try:
         if to_cm:
             return to_cm_frame(events, sqrt_s=sqrt_s, mass_rtol=mass_rtol)
-        check_events(events, sqrt_s=sqrt_s, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
+        check_events(events, name, sqrt_s=sqrt_s, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
         return events if _exact(events, sqrt_s) else to_cm_frame(events, sqrt_s=sqrt_s, mass_rtol=mass_rtol)
     except ValueError as err:
         raise EventFileError(f"{where}: {err}") from None

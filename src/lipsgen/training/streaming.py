@@ -105,7 +105,7 @@ class StreamedEvents(EventSource):
             raise EventFileError(f"{self.path}: events {start}..{stop - 1} cannot be read, file corrupt? ({err})") \
                 from None
         events = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float64))
-        return checked_phase_space(events, self.sqrt_s, f"{self.path}, events {start}..{stop - 1}")
+        return checked_phase_space(events, self.sqrt_s, str(self.path), name=f"events {start}..{stop - 1}")
 
     def read(self, blocks: Sequence[int]) -> Tensor:
         return torch.cat([self._rows(b * BLOCK_EVENTS, b * BLOCK_EVENTS + self.block_sizes[b])
