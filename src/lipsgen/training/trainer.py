@@ -11,9 +11,9 @@ single process would take; rank r of K trains on its items r, r + K, ... with th
 numbers they would get in one process (:class:`~lipsgen.models.processes.base.BatchDraws`), its
 loss weighted by its share of the batch, and DistributedDataParallel averages the gradients; so K
 ranks follow the one-process optimisation up to the order of floating-point reductions. The
-per-epoch lift (and the Langevin forward simulation) is made in full on every rank: it costs under
-1% of an epoch's training steps (docs/benchmarks.md) and keeps the items' randomness independent
-of K. Rank 0 alone writes checkpoints.
+per-epoch lift (and the Langevin forward simulation) is made in full on every rank, which keeps the
+items' randomness independent of K; it costs about a tenth of an epoch at the cpu preset
+(docs/benchmarks.md, "Scaling out"). Rank 0 alone writes checkpoints.
 """
 
 from __future__ import annotations
