@@ -196,3 +196,20 @@ def test_bad_distributed_setups_are_refused_before_any_work(tmp_path, muon_file,
     with pytest.raises(ValueError, match="2 ranks but a global batch of 1 events"):
         train(events, config, TrainConfig(steps=2, batch_size=1), tmp_path / "t", world=World(0, 2))
     assert not (tmp_path / "t" / "checkpoint.pt").exists()
+
+
+def test_langevin_forward_simulation_is_shared_between_ranks_exactly(monkeypatch):
+    """Ranks simulate disjoint chain blocks; their results sum to the one-process epoch."""
+    from lipsgen.models.processes import langevin
+
+    monkeypatch.setattr(langevin, "CHAIN_BLOCK", 100)  # 350 chains: 4 blocks, 2 + 2 over two ranks
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda tensor: None)  # each rank's own part
+    process = langevin.LangevinDiffusion("linear:0.002:0.01:40")
+    x0 = torch.randn(350, 3, 3, generator=torch.Generator().manual_seed(1))
+    whole = process.prepare_epoch(x0, torch.Generator().manual_seed(2))
+    parts = [process.prepare_epoch(x0, torch.Generator().manual_seed(2), World(rank, 2)) for rank in (0, 1)]
+    assert all(torch.equal(p["k"], whole["k"]) for p in parts)
+    filled = [(p["x"] != 0).flatten(1).any(1) for p in parts]
+    assert not (filled[0] & filled[1]).any() and bool((filled[0] | filled[1]).all()), "disjoint, complete"
+    assert filled[0].sum() > 0 and filled[1].sum() > 0, "both ranks work"
+    assert torch.equal(parts[0]["x"] + parts[1]["x"], whole["x"])

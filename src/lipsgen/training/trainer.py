@@ -11,9 +11,10 @@ single process would take; rank r of K trains on its items r, r + K, ... with th
 numbers they would get in one process (:class:`~lipsgen.models.processes.base.BatchDraws`), its
 loss weighted by its share of the batch, and DistributedDataParallel averages the gradients; so K
 ranks follow the one-process optimisation up to the order of floating-point reductions. The
-per-epoch lift (and the Langevin forward simulation) is made in full on every rank, which keeps the
-items' randomness independent of K; it costs about a tenth of an epoch at the cpu preset
-(docs/benchmarks.md, "Scaling out"). Rank 0 alone writes checkpoints.
+Langevin forward simulation is shared: rank r simulates the chain blocks r, r + K, ... (each with
+its own random stream) and the results are summed over ranks. The per-epoch lift is made in full on
+every rank, which keeps the items' randomness independent of K (docs/benchmarks.md, "Scaling out",
+measures its share). Rank 0 alone writes checkpoints.
 """
 
 from __future__ import annotations
@@ -264,7 +265,8 @@ def train(
                     stream = epoch * n_windows + window  # in memory: the epoch
                     gen = derived_generator(seed, "epoch", stream)
                     encoded = model.space.encode(source.read(blocks), gen).to(device)
-                    data = model.process.prepare_epoch(encoded, derived_generator(seed, "forward", stream, device))
+                    forward = derived_generator(seed, "forward", stream, device)
+                    data = model.process.prepare_epoch(encoded, forward, world)
                     order = torch.randperm(len(next(iter(data.values()))), generator=gen).to(device)
                     cached_window = (epoch, window)
                 index = order[offset * batch_size:(offset + 1) * batch_size]

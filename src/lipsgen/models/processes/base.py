@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ...distributed import SINGLE_PROCESS, World
 from .solver import DensityStep, Step, Trajectory, jacobian_step, solve, solve_with_log_det
 
 __all__ = ["Process", "Velocity", "ode_step", "BatchDraws", "batch_draws"]
@@ -69,9 +70,10 @@ class Process:
     items_per_event: int = 1
     trains_from_density: bool = False  # whether density_loss is offered
 
-    def prepare_epoch(self, x0: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+    def prepare_epoch(self, x0: Tensor, generator: torch.Generator, world: World = SINGLE_PROCESS) -> dict[str, Tensor]:
         """Per-epoch training tensors from the encoded data x0 (n, N, 3); default: x0 itself.
-        Every tensor has ``items_per_event * n`` rows."""
+        Every tensor has ``items_per_event * n`` rows, the same on every rank of ``world``, which
+        may share the work."""
         return {"x0": x0}
 
     def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | BatchDraws) -> Tensor:

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from ...catalogue import Divergence, Drift, LossWeight, ReverseVariance, TimeLaw
 from ...coordinates.qspace import prior_score, regularised_drift
+from ...distributed import SINGLE_PROCESS, World
 from .base import BatchDraws, Process, batch_draws
 from .solver import Step
 
@@ -43,6 +44,8 @@ __all__ = ["LangevinDiffusion", "langevin_schedule", "TIME_LAWS", "LOSS_WEIGHTS"
 TIME_LAWS: tuple[TimeLaw, ...] = ("paper", "uniform")
 LOSS_WEIGHTS: tuple[LossWeight, ...] = ("paper", "sigma2")
 _PAPER_OFFSET = 0.01
+# chains simulated with one random stream: the unit of work shared between ranks
+CHAIN_BLOCK = 16384
 
 
 def langevin_schedule(name: str) -> Tensor:
@@ -102,28 +105,48 @@ class LangevinDiffusion(Process):
             return self.sigma2.to(k.device)[k]
         return 1 - k.to(torch.float64) / self.n_steps + _PAPER_OFFSET
 
-    def _forward_step(self, x: Tensor, j: int, generator: torch.Generator) -> Tensor:
+    def _forward_step(self, x: Tensor, j: int, noise: torch.Generator | Tensor) -> Tensor:
+        """One step of the forward chain; ``noise``: the standard normal draws, or a generator."""
         g = float(self.g[j])
-        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        z = noise if isinstance(noise, Tensor) else torch.randn(x.shape, generator=noise, dtype=x.dtype,
+                                                                 device=x.device)
         return x + g * self.reference(x) + (2 * g) ** 0.5 * z
 
-    def prepare_epoch(self, x0: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+    def prepare_epoch(self, x0: Tensor, generator: torch.Generator, world: World = SINGLE_PROCESS) -> dict[str, Tensor]:
         """Simulate every event's chain once; keep ``states_per_chain`` states per chain, at steps
-        drawn independently from the time law. Returns ``x`` (S n, N, 3) float32 and ``k`` (S n,)."""
+        drawn independently from the time law. Returns ``x`` (S n, N, 3) float32 and ``k`` (S n,).
+
+        The chains run in blocks of ``CHAIN_BLOCK`` events, each with its own generator seeded from
+        ``generator``, so ranks of a distributed run simulate the blocks b = rank mod K only and
+        sum their (disjoint) results: the same items as in one process, for any K."""
         n = x0.shape[0]
         probabilities = self.step_probabilities().to(x0.device)
         k = torch.multinomial(probabilities, n * self.items_per_event, replacement=True, generator=generator) + 1
-        chain = torch.arange(n * self.items_per_event, device=x0.device) % n
-        # item indices ordered by the step they are taken at, and where each step's block begins
-        order = torch.argsort(k, stable=True)
-        bounds = torch.cumsum(torch.bincount(k, minlength=self.n_steps + 1), 0).tolist()
-        kept = torch.empty((len(k), *x0.shape[1:]), dtype=torch.float32, device=x0.device)
-        x = x0.to(torch.float64)
+        n_blocks = -(-n // CHAIN_BLOCK)
+        seeds = torch.randint(0, 2**62, (n_blocks,), generator=generator, device=x0.device).tolist()
+        mine = list(range(world.rank, n_blocks, world.size))
+        generators = [torch.Generator(device=x0.device).manual_seed(int(seeds[b])) for b in mine]
+        chains = torch.cat([torch.arange(b * CHAIN_BLOCK, min(n, (b + 1) * CHAIN_BLOCK), device=x0.device)
+                            for b in mine]) if mine else torch.zeros(0, dtype=torch.long, device=x0.device)
+        sizes = [min(n, (b + 1) * CHAIN_BLOCK) - b * CHAIN_BLOCK for b in mine]
+        # this rank's items (all S states of its chains), ordered by the step they are taken at
+        position = torch.full((n,), -1, dtype=torch.long, device=x0.device)
+        position[chains] = torch.arange(len(chains), device=x0.device)
+        item_chain = position[torch.arange(n * self.items_per_event, device=x0.device) % n]
+        items = torch.nonzero(item_chain >= 0)[:, 0]
+        order = items[torch.argsort(k[items], stable=True)]
+        bounds = torch.cumsum(torch.bincount(k[items], minlength=self.n_steps + 1), 0).tolist()
+        kept = torch.zeros((len(k), *x0.shape[1:]), dtype=torch.float32, device=x0.device)
+        x = x0[chains].to(torch.float64)
         for j in range(self.n_steps):
-            x = self._forward_step(x, j, generator)
-            items = order[bounds[j]:bounds[j + 1]]
-            if len(items):
-                kept[items] = x[chain[items]].float()
+            noise = [torch.randn((size, *x0.shape[1:]), generator=g, dtype=x.dtype, device=x.device)
+                     for size, g in zip(sizes, generators)]
+            x = self._forward_step(x, j, torch.cat(noise) if noise else torch.zeros_like(x))
+            taken = order[bounds[j]:bounds[j + 1]]
+            if len(taken):
+                kept[taken] = x[item_chain[taken]].float()
+        if world.distributed:  # every item was filled by exactly one rank, zeros elsewhere: an exact sum
+            torch.distributed.all_reduce(kept)
         return {"x": kept, "k": k}
 
     def noise(self, x0: Tensor, t: float, generator: torch.Generator) -> Tensor:
