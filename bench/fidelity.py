@@ -150,8 +150,29 @@ def write_results(path: Path, args: argparse.Namespace) -> None:
                 + f" | {t_train:.0f} | {t_sample:.0f} |")
         if kept:
             lines += ["", "† Row kept from the previous run of this script: that model was not re-run (`--models`)."]
-        lines.append("")
+        lines += ["", *_tail_table(metrics, keys), ""]
     path.write_text("\n".join(lines) + analysis)
+
+
+def _tail_table(metrics: dict, keys: list[str]) -> list[str]:
+    """Tails of the models evaluated in this run: the largest |ln(model/truth)| over 40
+    equal-population truth bins holding >= 50 truth events, the W1 distance of the outer 5% on
+    each side, and the chi2/ndf against the target's analytic spectra (with the truth's own)."""
+    tail_keys = [k for k in keys if k != "eec"]
+    spectra = list(metrics.get("truth_spectra", {}))
+    header = ([f"max ln r {k}" for k in tail_keys] + [f"W1 tails {k}" for k in tail_keys]
+              + [f"χ²/ndf {k}" for k in spectra])
+    lines = ["Tails (this run's models): max ln r = largest |ln(model/truth)| over 40 equal-population truth bins "
+             "with ≥ 50 truth events; W1 tails = W1 of the outer 5% quantiles on each side"
+             + ("; χ²/ndf against the analytic spectrum (truth: " + ", ".join(
+                 f"{k} {v['chi2_ndf']:.2f}" for k, v in metrics["truth_spectra"].items()) + ")" if spectra else "")
+             + ".", "", "| model | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header)]
+    for name, m in metrics["samples"].items():
+        cells = ([f"{m['tails'][k]['max_log_ratio']:.2f}" for k in tail_keys]
+                 + [f"{m['tails'][k]['w1_tails']:.4f}" for k in tail_keys]
+                 + [f"{m['spectra'][k]['chi2_ndf']:.1f}" for k in spectra])
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _previous_rows(old: str, target: str, rerun: set[str]) -> dict[str, str]:
