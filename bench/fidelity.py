@@ -126,9 +126,9 @@ def write_results(path: Path, args: argparse.Namespace) -> None:
                           .join([f"{target}\n", ""]), ""]
             continue
         metrics, timing = rows[target]
+        present = next(iter(metrics["samples"].values()))["wasserstein"]
         keys = [k for k in ("x_1", "x_3", "x_sorted_1", "y_sorted_1", "log10_min_y", "log10_y23", "log10_y34",
-                            "thrust", "c_parameter", "eec")
-                if k in next(iter(metrics["samples"].values()))["wasserstein"]]
+                            "thrust", "eec") if k in present]
         cut = target == "qqg"  # the only target here with a hard cut on phase space
         lines += [f"## {target}", "", f"{metrics['n_particles']} particles, truth {metrics['n_truth']} events, "
                   f"classifier floor AUC {metrics['floor_auc']:.3f}.", "",
@@ -150,15 +150,14 @@ def write_results(path: Path, args: argparse.Namespace) -> None:
                 + f" | {t_train:.0f} | {t_sample:.0f} |")
         if kept:
             lines += ["", "† Row kept from the previous run of this script: that model was not re-run (`--models`)."]
-        lines += ["", *_tail_table(metrics, keys), ""]
+        lines += ["", *_tail_table(metrics, [k for k in keys if k != "eec"] + ["c_parameter"]), ""]
     path.write_text("\n".join(lines) + analysis)
 
 
-def _tail_table(metrics: dict, keys: list[str]) -> list[str]:
+def _tail_table(metrics: dict, tail_keys: list[str]) -> list[str]:
     """Tails of the models evaluated in this run: the largest |ln(model/truth)| over 40
     equal-population truth bins holding >= 50 truth events, the W1 distance of the outer 5% on
     each side, and the chi2/ndf against the target's analytic spectra (with the truth's own)."""
-    tail_keys = [k for k in keys if k != "eec"]
     spectra = list(metrics.get("truth_spectra", {}))
     header = ([f"max ln r {k}" for k in tail_keys] + [f"W1 tails {k}" for k in tail_keys]
               + [f"χ²/ndf {k}" for k in spectra])
