@@ -318,6 +318,11 @@ def test_hepmc_bad_input_names_the_event(tmp_path):
     _write_hepmc(protons, good, beams=(2212, 2212))
     result = run_cli("convert", str(protons), str(tmp_path / "o.h5"), "--jets", "3")
     assert result.returncode == 1 and "event 0 (number 100)" in result.stderr and "not e+ e-" in result.stderr
+    truncated = tmp_path / "truncated.hepmc3"
+    text = few.read_text()
+    truncated.write_text(text[: text.index("E 101") + 200])  # event 1 cut short
+    result = run_cli("convert", str(truncated), str(tmp_path / "o.h5"), "--jets", "2")
+    assert result.returncode == 1 and "truncated after event 0" in result.stderr
     garbage = tmp_path / "garbage.hepmc3"
     garbage.write_text("this is not an event file\n")
     result = run_cli("convert", str(garbage), str(tmp_path / "o.h5"), "--jets", "3")

@@ -5,6 +5,7 @@ Only reading: lipsgen's own events are massless N-particle states, which LHE, HD
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,13 @@ __all__ = ["read_final_states_hepmc"]
 
 _FINAL, _BEAM = 1, 4
 _MEV_PER_GEV = 1000.0
+
+
+def _event_records(path: Path) -> int:
+    """The number of event records (lines starting with ``E ``) of an ASCII HepMC file."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        return sum(1 for line in f if line.startswith(b"E "))
 
 
 def read_final_states_hepmc(path: str | os.PathLike[str]) -> tuple[list[np.ndarray], dict[str, Any]]:
@@ -59,4 +67,8 @@ def read_final_states_hepmc(path: str | os.PathLike[str]) -> tuple[list[np.ndarr
                              f"({type(err).__name__}: {err})") from None
     if not events:
         raise EventFileError(f"{path}: no HepMC events found (not a HepMC file, or empty)")
+    records = _event_records(path)
+    if records != len(events):  # HepMC3's reader stops at a damaged event without raising
+        raise EventFileError(f"{path}: {records} event records but only {len(events)} could be read: the file is "
+                             f"corrupt or truncated after event {len(events) - 1}")
     return events, {"target": "hepmc", "sqrt_s": sqrt_s}
