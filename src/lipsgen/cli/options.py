@@ -92,3 +92,16 @@ TARGET_FLAGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "xi_max": ("--xi-max", positive_float, "SARGE antenna cutoff xi_m"),
     "orderings": ("--orderings", _ordering, "one colour ordering or all (N <= 6)"),
 }
+
+
+def run_in_world(args: argparse.Namespace, body: Callable[[argparse.Namespace, Any, Any], int]) -> int:
+    """Run a command's ``body(args, world, device)`` on ``args.device``, inside torchrun's process
+    group when started by torchrun (``lipsgen.distributed``), leaving the group afterwards."""
+    from ..devices import resolve_device
+    from ..distributed import join_world, leave_world
+
+    world, device = join_world(resolve_device(args.device))
+    try:
+        return body(args, world, device)
+    finally:
+        leave_world(world)

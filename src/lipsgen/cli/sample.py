@@ -10,7 +10,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .options import add_force_option, check_output, non_negative_int, positive_float, positive_int, seed_value
+from .options import (
+    add_force_option,
+    check_output,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_in_world,
+    seed_value,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -47,14 +55,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..devices import resolve_device
-    from ..distributed import join_world, leave_world
-
-    world, device = join_world(resolve_device(args.device))
-    try:
-        return _sample(args, world, device)
-    finally:
-        leave_world(world)
+    return run_in_world(args, _sample)
 
 
 def _sample(args: argparse.Namespace, world: Any, device: Any) -> int:

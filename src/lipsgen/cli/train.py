@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..catalogue import MODEL_HELP, MODEL_KINDS, PRESET_HELP, PRESETS, TARGET_OPTIONS, Backbone
-from .options import TARGET_FLAGS, particle_count, positive_float, positive_int, seed_value
+from .options import TARGET_FLAGS, particle_count, positive_float, positive_int, run_in_world, seed_value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -76,14 +76,7 @@ def _density_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..devices import resolve_device
-    from ..distributed import join_world, leave_world
-
-    world, device = join_world(resolve_device(args.device))
-    try:
-        return _train(args, world, device)
-    finally:
-        leave_world(world)
+    return run_in_world(args, _train)
 
 
 def _train(args: argparse.Namespace, world: Any, device: Any) -> int:

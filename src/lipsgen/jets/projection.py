@@ -56,10 +56,13 @@ class ProjectedJets:
     def summary(self) -> dict[str, float]:
         """File attributes: how far the projection moved the jets, over all events."""
         change = self.max_rel_energy_change
-        return {"projection_rel_energy_change_median": float(change.median()) if len(change) else 0.0,
-                "projection_rel_energy_change_max": float(change.max()) if len(change) else 0.0,
-                "projection_angle_max": float(self.max_angle.max()) if len(change) else 0.0,
-                "projection_order_changed_fraction": float(self.order_changed.double().mean()) if len(change) else 0.0}
+        if not len(change):
+            return dict.fromkeys(("projection_rel_energy_change_median", "projection_rel_energy_change_max",
+                                  "projection_angle_max", "projection_order_changed_fraction"), 0.0)
+        return {"projection_rel_energy_change_median": float(change.median()),
+                "projection_rel_energy_change_max": float(change.max()),
+                "projection_angle_max": float(self.max_angle.max()),
+                "projection_order_changed_fraction": float(self.order_changed.double().mean())}
 
 
 def project_jets(jets: Tensor, sqrt_s: float) -> ProjectedJets:
