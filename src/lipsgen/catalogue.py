@@ -15,8 +15,9 @@ Divergence = Literal["exact", "hutchinson"]
 ReverseVariance = Literal["2g", "ratio"]
 TimeLaw = Literal["paper", "uniform"]
 LossWeight = Literal["paper", "sigma2"]
+Coupling = Literal["independent", "fibre"]
 
-__all__ = ["Lift", "Backbone", "Drift", "Divergence", "ReverseVariance", "TimeLaw", "LossWeight",
+__all__ = ["Lift", "Backbone", "Drift", "Divergence", "ReverseVariance", "TimeLaw", "LossWeight", "Coupling",
            "MODEL_KINDS", "MODEL_HELP", "PRESETS", "PRESET_HELP", "TARGET_OPTIONS", "TARGET_HELP", "DEFAULT_CHUNK_SIZE"]
 
 # model name -> (space, process, prior for flow matching)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..catalogue import MODEL_KINDS, Backbone, Divergence, Drift, Lift, LossWeight, ReverseVariance, TimeLaw
+from ..catalogue import MODEL_KINDS, Backbone, Coupling, Divergence, Drift, Lift, LossWeight, ReverseVariance, TimeLaw
 from ..coordinates.zspace import standard_normal_log_prob
 from ..random import make_generator
 from .flows import SplineFlow
@@ -32,6 +32,9 @@ class ModelConfig:
     heads: int = 4
     time_dim: int = 64
     pair_features: bool = True  # show the backbone log pair angles (see models.networks)
+    invariant_features: bool = False  # show the backbone the event's y_ij and x_k (see models.networks)
+    time_power: float = 1.0  # flow matching: training times t = u^time_power, u uniform (> 1: data end)
+    coupling: Coupling = "independent"  # flow matching from the space's prior: or "fibre" (Space.align_fibre)
     lift: Lift = "exact"
     # q-space Langevin
     schedule: str = "smooth"
@@ -58,6 +61,14 @@ class ModelConfig:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose mlp or transformer")
         if self.lift not in ("exact", "fixed"):
             raise ValueError(f"lift must be 'exact' or 'fixed', got {self.lift!r}")
+        if self.coupling not in ("independent", "fibre"):
+            raise ValueError(f"coupling must be 'independent' or 'fibre', got {self.coupling!r}")
+        space, process, prior = MODEL_KINDS[self.model]
+        if self.coupling == "fibre" and (space == "p" or process != "flow" or prior != "space"):
+            raise ValueError(f"coupling 'fibre' needs flow matching from the RAMBO prior (fm-q, fm-z), "
+                             f"not {self.model}")
+        if self.invariant_features and process == "nf":
+            raise ValueError("invariant_features is an input of the mlp and transformer backbones; nf has neither")
         if not isinstance(self.n_particles, int) or self.n_particles < 2:
             raise ValueError(f"n_particles must be an integer >= 2, got {self.n_particles!r}")
         # The paper's early-step emphasis pairs with the exact lift, sigma_k^2 with the fixed one
@@ -139,7 +150,8 @@ class GenerativeModel(nn.Module):
         else:
             backbone = MLPBackbone if config.backbone == "mlp" else TransformerBackbone
             kwargs: dict[str, Any] = dict(width=config.width, depth=config.depth, time_dim=config.time_dim,
-                                          pair_features=config.pair_features)
+                                          pair_features=config.pair_features,
+                                          event_momenta=self.space.event_momenta if config.invariant_features else None)
             if config.backbone == "transformer":
                 kwargs["heads"] = config.heads
             self.net = backbone(config.n_particles, **kwargs)
@@ -155,7 +167,8 @@ class GenerativeModel(nn.Module):
             return VPDiffusion(c.beta_min, c.beta_max, final_denoise=c.final_denoise)
         if name == "nf":
             return NormalizingFlowProcess()
-        return FlowMatching(self.noise_prior)
+        return FlowMatching(self.noise_prior, self.space.align_fibre if c.coupling == "fibre" else None,
+                            c.time_power)
 
     def noise_prior(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         """The noise end (n, N, 3) the sampler starts from: the space's prior, or the fitted Gaussian."""

@@ -10,17 +10,29 @@ With ``pair_features`` both also see the opening angle of every pair of particle
 In q- and z-space the directions are those of the massless q's, so this is the collinear variable
 of the event up to the particles' scales (y_ij = |q_i||q_j| sin^2(theta_ij/2) * 2 / M^2); singular
 targets spread it over decades, which raw directions show only as tiny differences.
+
+With ``event_momenta`` (a map from the model's states to massless 3-momenta: the identity in q-space,
+``z_to_q`` in z-space) both also see the event's Lorentz invariants: ``log y_ij`` with
+``y_ij = 2 q_i.q_j / Q^2`` and the energy fractions ``x_k = sum_j y_kj`` (``Q = sum_i q_i``). The
+RAMBO map is a boost and a rescaling, so these are exactly the y_ij and x_k = 2 E_k / sqrt_s of the
+event the state decodes to: they locate the state on phase space whatever its fibre coordinates,
+and a target's density is a function of them alone (docs/design.md, "Tails and edges").
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 __all__ = ["TimeEmbedding", "MLPBackbone", "TransformerBackbone", "token_features", "pair_log_angles",
-           "N_TOKEN_FEATURES"]
+           "event_invariants", "N_TOKEN_FEATURES", "EventMomenta"]
+
+# Maps states (B, N, 3) to massless 3-momenta (B, N, 3) with the same Lorentz invariants as the
+# decoded event (up to one common scale).
+EventMomenta = Callable[[Tensor], Tensor]
 
 N_TOKEN_FEATURES = 7
 # sin^2(theta/2) below this is treated as this (float32 resolves directions to ~1e-7).
@@ -41,6 +53,22 @@ def pair_log_angles(x: Tensor) -> Tensor:
     logs = torch.log(sin2.clamp(min=_MIN_SIN2_HALF_ANGLE))
     eye = torch.eye(x.shape[1], dtype=torch.bool, device=x.device)
     return logs.masked_fill(eye, 0.0)
+
+
+def event_invariants(q: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log y_ij (B, N, N), x_k (B, N))`` of massless 3-momenta q (B, N, 3): ``y_ij = 2 q_i.q_j / Q^2``
+    (zero on the diagonal of the log), ``x_k = sum_j y_kj`` (energy fraction of particle k in the
+    CM frame, in [0, 1]). Computed as ``|q_i| |q_j| |n_i - n_j|^2 / 2`` over its sum, which keeps
+    nearly collinear pairs accurate; float64."""
+    q64 = q.double()
+    r = torch.linalg.vector_norm(q64, dim=-1).clamp(min=1e-300)
+    n = q64 / r.unsqueeze(-1)
+    s_ij = r.unsqueeze(2) * r.unsqueeze(1) * (n.unsqueeze(2) - n.unsqueeze(1)).square().sum(-1)
+    y = s_ij / s_ij.sum(dim=(1, 2), keepdim=True).clamp(min=1e-300)  # sum over i != j counts pairs twice
+    y = 2 * y
+    eye = torch.eye(q.shape[1], dtype=torch.bool, device=q.device)
+    log_y = torch.log(y.clamp(min=_MIN_SIN2_HALF_ANGLE)).masked_fill(eye, 0.0)
+    return log_y, y.sum(-1)
 
 
 class TimeEmbedding(nn.Module):
@@ -64,16 +92,18 @@ class MLPBackbone(nn.Module):
     """MLP on the flattened event features and the time embedding (reference: 4 x 256 SiLU)."""
 
     def __init__(self, n_particles: int, width: int = 256, depth: int = 4, time_dim: int = 64,
-                 pair_features: bool = True) -> None:
+                 pair_features: bool = True, event_momenta: EventMomenta | None = None) -> None:
         super().__init__()
         self.n_particles = n_particles
         self.pair_features = pair_features
+        self.event_momenta = event_momenta
         self.time = TimeEmbedding(time_dim)
         rows, cols = torch.triu_indices(n_particles, n_particles, offset=1)
         self._pairs: Tensor
         self.register_buffer("_pairs", rows * n_particles + cols, persistent=False)
         layers: list[nn.Module] = []
-        size = n_particles * N_TOKEN_FEATURES + time_dim + (len(rows) if pair_features else 0)
+        size = (n_particles * N_TOKEN_FEATURES + time_dim + (len(rows) if pair_features else 0)
+                + (len(rows) + n_particles if event_momenta is not None else 0))
         for _ in range(depth):
             layers += [nn.Linear(size, width), nn.SiLU()]
             size = width
@@ -86,6 +116,9 @@ class MLPBackbone(nn.Module):
         features = [token_features(x).flatten(1), self.time(t)]
         if self.pair_features:
             features.append(pair_log_angles(x).flatten(1)[:, self._pairs])
+        if self.event_momenta is not None:
+            log_y, fractions = event_invariants(self.event_momenta(x))
+            features += [log_y.flatten(1)[:, self._pairs].to(x.dtype), fractions.to(x.dtype)]
         hidden = self.hidden(torch.cat(features, dim=-1))
         return self.out(hidden).view_as(x)
 
@@ -128,15 +161,19 @@ class TransformerBackbone(nn.Module):
     embedded once and turned into a per-head attention bias in every block)."""
 
     def __init__(self, n_particles: int, width: int = 128, depth: int = 4, heads: int = 4,
-                 time_dim: int = 64, pair_features: bool = True) -> None:
+                 time_dim: int = 64, pair_features: bool = True, event_momenta: EventMomenta | None = None) -> None:
         super().__init__()
         self.n_particles = n_particles
+        self.event_momenta = event_momenta
         self.time = TimeEmbedding(time_dim)
-        self.pair_embed = (nn.Sequential(nn.Linear(1, _PAIR_EMBEDDING), nn.SiLU(),
+        # pair channels: log sin^2(theta_ij / 2) of the states, log y_ij of the event
+        channels = int(pair_features) + int(event_momenta is not None)
+        self.pair_embed = (nn.Sequential(nn.Linear(channels, _PAIR_EMBEDDING), nn.SiLU(),
                                          nn.Linear(_PAIR_EMBEDDING, _PAIR_EMBEDDING))
-                           if pair_features else None)
-        self.embed = nn.Linear(N_TOKEN_FEATURES, width)
-        self.blocks = nn.ModuleList([_Block(width, heads, time_dim, pair_features) for _ in range(depth)])
+                           if channels else None)
+        self.embed = nn.Linear(N_TOKEN_FEATURES + (event_momenta is not None), width)
+        self.blocks = nn.ModuleList([_Block(width, heads, time_dim, channels > 0) for _ in range(depth)])
+        self.pair_features = pair_features
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, 3)
         nn.init.zeros_(self.out.weight)
@@ -144,8 +181,15 @@ class TransformerBackbone(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         temb = self.time(t)
-        h = self.embed(token_features(x))
-        pairs = None if self.pair_embed is None else self.pair_embed(pair_log_angles(x).unsqueeze(-1))
+        tokens, pair_channels = [token_features(x)], []
+        if self.pair_features:
+            pair_channels.append(pair_log_angles(x))
+        if self.event_momenta is not None:
+            log_y, fractions = event_invariants(self.event_momenta(x))
+            tokens.append(fractions.unsqueeze(-1).to(x.dtype))
+            pair_channels.append(log_y.to(x.dtype))
+        h = self.embed(torch.cat(tokens, dim=-1))
+        pairs = None if self.pair_embed is None else self.pair_embed(torch.stack(pair_channels, dim=-1))
         for block in self.blocks:
             h = block(h, temb, pairs)
         return self.out(self.norm(h))

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..catalogue import Lift
 from ..coordinates.qspace import prior_log_prob, sample_prior
-from ..coordinates.rambo import lift_to_qspace, rambo_map
+from ..coordinates.rambo import inverse_rambo_map, lift_to_qspace, rambo_map
 from ..coordinates.zspace import q_to_z, standard_normal_log_prob, z_to_q
 from ..kinematics import three_to_four
 
@@ -41,9 +41,25 @@ class Space:
     def prior(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         return torch.randn((n, self.n_particles, 3), generator=generator, device=device)
 
+    def event_momenta(self, x: Tensor) -> Tensor:
+        """Massless 3-momenta (n, N, 3) whose Lorentz invariants, up to one scale, are those of the
+        event that states x (n, N, 3) decode to; differentiable. Default: x itself (q-space, where
+        the RAMBO map is a boost and a rescaling; p-space, where the decoded momenta are x)."""
+        return x
+
     def prior_log_prob(self, x: Tensor) -> Tensor:
         """Log-density (n,) float64 of :meth:`prior` at states x (n, N, 3)."""
         return standard_normal_log_prob(x)
+
+    def align_fibre(self, x0: Tensor, x1: Tensor) -> Tensor:
+        """States (n, N, 3) that decode to the same events as x0 but lie in the fibres of x1 (the
+        same boost b and scale of the RAMBO map): x0 re-lifted with x1's fibre coordinates.
+
+        If x1 follows the prior, its fibre follows the exact fibre law independently of its event
+        (docs/design.md, RAMBO map), so for data x0 the pairs (result, x1) are a coupling of the
+        lifted data and the prior: flow matching on them is still exact, with paths that no longer
+        cross between unrelated fibres."""
+        raise ValueError(f"{type(self).__name__} has no RAMBO fibre to align")
 
     def state(self) -> dict:
         """Data-dependent state to keep in checkpoints (none by default)."""
@@ -51,6 +67,12 @@ class Space:
 
     def load_state(self, state: dict) -> None:
         pass
+
+
+def _refibre(q0: Tensor, q1: Tensor, sqrt_s: float) -> Tensor:
+    """q0's events (n, N, 3) lifted with the fibre (b, x) of q1 (n, N, 3); float64."""
+    _, b, x = rambo_map(q1, sqrt_s=sqrt_s)
+    return inverse_rambo_map(rambo_map(q0, sqrt_s=sqrt_s).p, b, x)
 
 
 class QSpace(Space):
@@ -69,6 +91,9 @@ class QSpace(Space):
     def prior_log_prob(self, x: Tensor) -> Tensor:
         return prior_log_prob(x.double())
 
+    def align_fibre(self, x0: Tensor, x1: Tensor) -> Tensor:
+        return _refibre(x0.double(), x1.double(), self.sqrt_s).to(x0.dtype)
+
 
 class ZSpace(Space):
     """z-space: the RAMBO prior is N(0, I), so a standard Gaussian noise end is uniform phase space."""
@@ -79,6 +104,12 @@ class ZSpace(Space):
 
     def decode(self, x: Tensor) -> Tensor:
         return rambo_map(z_to_q(x.detach().to(torch.float64)), sqrt_s=self.sqrt_s).p
+
+    def event_momenta(self, x: Tensor) -> Tensor:
+        return z_to_q(x.to(torch.float64))
+
+    def align_fibre(self, x0: Tensor, x1: Tensor) -> Tensor:
+        return q_to_z(_refibre(z_to_q(x0.double()), z_to_q(x1.double()), self.sqrt_s)).to(x0.dtype)
 
 
 class PSpace(Space):

@@ -17,24 +17,33 @@ from .solver import Step
 __all__ = ["FlowMatching"]
 
 PriorSampler = Callable[[int, torch.Generator, torch.device], Tensor]
+# (data states, prior states) -> data states paired with them: any coupling with the right
+# marginals keeps flow matching exact
+Coupling = Callable[[Tensor, Tensor], Tensor]
 
 
 class FlowMatching(Process):
-    """Velocity regression ``|v(x_t, t) - (x_prior - x_data)|^2`` with independent coupling; the
-    sampler integrates ``dx/dt = v`` from the prior (t = 1) to the data (t = 0)."""
+    """Velocity regression ``|v(x_t, t) - (x_prior - x_data)|^2``, the pairs independent or made by
+    ``couple``; the sampler integrates ``dx/dt = v`` from the prior (t = 1) to the data (t = 0)."""
 
     default_steps = 100
     solvers = ("euler", "heun")
     density_solvers = solvers
 
-    def __init__(self, prior: PriorSampler) -> None:
+    def __init__(self, prior: PriorSampler, couple: Coupling | None = None, time_power: float = 1.0) -> None:
         self.prior = prior
+        self.couple = couple
+        self.time_power = time_power
 
     def loss(self, net: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | BatchDraws) -> Tensor:
         x0 = batch["x0"]
         draws = batch_draws(generator, x0.shape[0])
         x1 = draws(lambda m: self.prior(m, draws.generator, x0.device))
+        if self.couple is not None:
+            x0 = self.couple(x0, x1)
         t = draws(lambda m: torch.rand((m,), generator=draws.generator, device=x0.device))
+        if self.time_power != 1.0:
+            t = t**self.time_power
         tt = t.view(-1, 1, 1)
         xt = (1 - tt) * x0 + tt * x1
         return (net(xt, t) - (x1 - x0)).square().sum(dim=(1, 2)).mean()

@@ -1,0 +1,111 @@
+"""The fibre coupling of flow matching and the event-invariant network inputs (issue 16)."""
+
+import pytest
+import torch
+from scipy import stats
+
+import lipsgen
+from lipsgen.coordinates.rambo import rambo_map
+from lipsgen.coordinates.zspace import z_to_q
+from lipsgen.kinematics import scaled_pair_invariants
+from lipsgen.models import GenerativeModel, ModelConfig
+from lipsgen.models.networks import event_invariants
+from lipsgen.models.spaces import make_space
+
+CPU = torch.device("cpu")
+
+
+def _fibre(space_name, x):
+    q = x.double() if space_name == "q" else z_to_q(x.double())
+    result = rambo_map(q)
+    return result.p, result.b, result.x
+
+
+@pytest.mark.parametrize("space_name", ["q", "z"])
+def test_align_fibre_keeps_the_event_and_takes_the_other_fibre(space_name):
+    space = make_space(space_name, 4, 1.0, "exact")
+    events = lipsgen.uniform_phase_space(300, 4, seed=4)
+    x0 = space.encode(events, torch.Generator().manual_seed(1)).double()
+    x1 = space.prior(300, torch.Generator().manual_seed(2), CPU).double()
+    aligned = space.align_fibre(x0, x1)
+    p, b, x = _fibre(space_name, aligned)
+    _, b1, x1_scale = _fibre(space_name, x1)
+    torch.testing.assert_close(p, _fibre(space_name, x0)[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(p, events, rtol=0, atol=1e-6)  # x0 was encoded in float32
+    torch.testing.assert_close(b, b1, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(x, x1_scale, rtol=1e-10, atol=0)
+    with pytest.raises(ValueError, match="no RAMBO fibre"):
+        make_space("p", 4, 1.0, "exact").align_fibre(x0, x1)
+
+
+def test_fibre_coupling_has_the_lifted_data_as_its_marginal():
+    # Uniform events lifted with the fibres of independent prior draws are prior draws themselves:
+    # in z-space exactly N(0, I). A fibre taken from anywhere else (the data's own, a fixed one)
+    # would not be.
+    n = 40_000
+    space = make_space("z", 3, 1.0, "exact")
+    events = lipsgen.uniform_phase_space(n, 3, seed=5)
+    x0 = space.encode(events, torch.Generator().manual_seed(6)).double()
+    x1 = space.prior(n, torch.Generator().manual_seed(7), CPU).double()
+    aligned = space.align_fibre(x0, x1).flatten(1)
+    for column in (0, 4, 8):
+        assert stats.kstest(aligned[:, column].numpy(), "norm").pvalue > 1e-3
+    assert stats.kstest(aligned.square().sum(1).numpy(), stats.chi2(9).cdf).pvalue > 1e-3
+    # and the pairs are coupled: the aligned states sit close to their partners
+    independent = (x0.flatten(1) - x1.flatten(1)).square().sum(1).mean()
+    coupled = (aligned - x1.flatten(1)).square().sum(1).mean()
+    assert coupled < 0.8 * independent
+
+
+def test_fibre_coupling_is_offered_for_flow_matching_from_the_rambo_prior_only():
+    for model in ("fm-q", "fm-z"):
+        GenerativeModel(ModelConfig(model=model, n_particles=3, width=16, depth=1, time_dim=8, coupling="fibre"))
+    for model in ("fm-fitted", "zdiff", "pfm", "langevin"):
+        with pytest.raises(ValueError, match="coupling 'fibre' needs flow matching"):
+            GenerativeModel(ModelConfig(model=model, n_particles=3, coupling="fibre"))
+    with pytest.raises(ValueError, match="coupling"):
+        ModelConfig(model="fm-z", n_particles=3, coupling="optimal")
+
+
+def test_event_invariants_are_those_of_the_decoded_event():
+    space = make_space("z", 5, 1.0, "exact")
+    events = lipsgen.uniform_phase_space(200, 5, seed=8)
+    q = lipsgen.coordinates.lift_to_qspace(events, generator=torch.Generator().manual_seed(9))
+    x = lipsgen.coordinates.q_to_z(q)
+    log_y, fractions = event_invariants(space.event_momenta(x))
+    y = scaled_pair_invariants(events)
+    off = ~torch.eye(5, dtype=torch.bool)
+    torch.testing.assert_close(log_y[:, off], torch.log(y[:, off]), rtol=0, atol=1e-9)
+    torch.testing.assert_close(fractions, 2 * events[..., 0], rtol=0, atol=1e-12)
+    assert torch.all(log_y[:, ~off] == 0)
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "transformer"])
+def test_invariant_features_reach_the_output(backbone):
+    torch.manual_seed(0)
+    config = ModelConfig(model="fm-z", n_particles=4, backbone=backbone, width=32, depth=2, time_dim=16,
+                         invariant_features=True)
+    net = GenerativeModel(config).net
+    torch.nn.init.normal_(net.out.weight)
+    x, t = torch.randn(16, 4, 3), torch.rand(16)
+    before = net(x, t)
+    with torch.no_grad():  # cut the invariant pathway: the output must change
+        if backbone == "mlp":
+            net.hidden[0].weight[:, -10:] = 0  # 6 log y_ij and 4 x_k follow the other inputs
+        else:
+            net.embed.weight[:, -1] = 0  # x_k
+            net.pair_embed[0].weight[:, -1] = 0  # log y_ij
+    assert (net(x, t) - before).abs().max() > 1e-3
+
+
+def test_the_flow_matching_loss_pairs_data_with_the_prior_through_the_coupling():
+    events = lipsgen.uniform_phase_space(2000, 3, seed=10)
+    losses = {}
+    for coupling in ("independent", "fibre"):
+        model = GenerativeModel(ModelConfig(model="fm-z", n_particles=3, width=16, depth=1, time_dim=8,
+                                            coupling=coupling))
+        x0 = model.space.encode(events, torch.Generator().manual_seed(11))
+        # the untrained network returns 0: the loss is the mean |x_prior - x_data|^2 of the pairs
+        with torch.no_grad():
+            losses[coupling] = float(model.process.loss(model.net, {"x0": x0}, torch.Generator().manual_seed(12)))
+    assert losses["fibre"] < 0.8 * losses["independent"]
