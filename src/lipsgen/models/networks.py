@@ -63,9 +63,9 @@ def event_invariants(q: Tensor) -> tuple[Tensor, Tensor]:
     q64 = q.double()
     r = torch.linalg.vector_norm(q64, dim=-1).clamp(min=1e-300)
     n = q64 / r.unsqueeze(-1)
-    s_ij = r.unsqueeze(2) * r.unsqueeze(1) * (n.unsqueeze(2) - n.unsqueeze(1)).square().sum(-1)
-    y = s_ij / s_ij.sum(dim=(1, 2), keepdim=True).clamp(min=1e-300)  # sum over i != j counts pairs twice
-    y = 2 * y
+    two_dot = r.unsqueeze(2) * r.unsqueeze(1) * (n.unsqueeze(2) - n.unsqueeze(1)).square().sum(-1)  # 2 q_i.q_j
+    mass2 = two_dot.sum(dim=(1, 2), keepdim=True) / 2  # Q^2 = sum over pairs i < j of 2 q_i.q_j
+    y = two_dot / mass2.clamp(min=1e-300)
     eye = torch.eye(q.shape[1], dtype=torch.bool, device=q.device)
     log_y = torch.log(y.clamp(min=_MIN_SIN2_HALF_ANGLE)).masked_fill(eye, 0.0)
     return log_y, y.sum(-1)
@@ -164,6 +164,7 @@ class TransformerBackbone(nn.Module):
                  time_dim: int = 64, pair_features: bool = True, event_momenta: EventMomenta | None = None) -> None:
         super().__init__()
         self.n_particles = n_particles
+        self.pair_features = pair_features
         self.event_momenta = event_momenta
         self.time = TimeEmbedding(time_dim)
         # pair channels: log sin^2(theta_ij / 2) of the states, log y_ij of the event
@@ -173,7 +174,6 @@ class TransformerBackbone(nn.Module):
                            if channels else None)
         self.embed = nn.Linear(N_TOKEN_FEATURES + (event_momenta is not None), width)
         self.blocks = nn.ModuleList([_Block(width, heads, time_dim, channels > 0) for _ in range(depth)])
-        self.pair_features = pair_features
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, 3)
         nn.init.zeros_(self.out.weight)
