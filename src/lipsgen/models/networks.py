@@ -45,30 +45,36 @@ def token_features(x: Tensor) -> Tensor:
     return torch.cat([x, x / r, torch.log(r)], dim=-1)
 
 
+def _norms_and_sin2_half_angles(x: Tensor, min_norm: float) -> tuple[Tensor, Tensor]:
+    """|x_i| (B, N) and ``sin^2(theta_ij / 2)`` (B, N, N) between the directions of x (B, N, 3),
+    computed as ``|n_i - n_j|^2 / 4``, which keeps small angles accurate."""
+    r = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=min_norm)
+    n = x / r
+    return r.squeeze(-1), (n.unsqueeze(2) - n.unsqueeze(1)).square().sum(-1) / 4
+
+
+def _log_off_diagonal(pairs: Tensor) -> Tensor:
+    """log of pair values (B, N, N), floored at ``_MIN_SIN2_HALF_ANGLE``, zero on the diagonal."""
+    eye = torch.eye(pairs.shape[1], dtype=torch.bool, device=pairs.device)
+    return torch.log(pairs.clamp(min=_MIN_SIN2_HALF_ANGLE)).masked_fill(eye, 0.0)
+
+
 def pair_log_angles(x: Tensor) -> Tensor:
     """``log sin^2(theta_ij / 2)`` between the directions of x (B, N, 3), shape (B, N, N), zero on
-    the diagonal. Computed as ``|n_i - n_j|^2 / 4``, which keeps small angles accurate."""
-    n = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=1e-12)
-    sin2 = (n.unsqueeze(2) - n.unsqueeze(1)).square().sum(-1) / 4
-    logs = torch.log(sin2.clamp(min=_MIN_SIN2_HALF_ANGLE))
-    eye = torch.eye(x.shape[1], dtype=torch.bool, device=x.device)
-    return logs.masked_fill(eye, 0.0)
+    the diagonal."""
+    return _log_off_diagonal(_norms_and_sin2_half_angles(x, 1e-12)[1])
 
 
 def event_invariants(q: Tensor) -> tuple[Tensor, Tensor]:
     """``(log y_ij (B, N, N), x_k (B, N))`` of massless 3-momenta q (B, N, 3): ``y_ij = 2 q_i.q_j / Q^2``
     (zero on the diagonal of the log), ``x_k = sum_j y_kj`` (energy fraction of particle k in the
-    CM frame, in [0, 1]). Computed as ``|q_i| |q_j| |n_i - n_j|^2 / 2`` over its sum, which keeps
-    nearly collinear pairs accurate; float64."""
-    q64 = q.double()
-    r = torch.linalg.vector_norm(q64, dim=-1).clamp(min=1e-300)
-    n = q64 / r.unsqueeze(-1)
-    two_dot = r.unsqueeze(2) * r.unsqueeze(1) * (n.unsqueeze(2) - n.unsqueeze(1)).square().sum(-1)  # 2 q_i.q_j
+    CM frame, in [0, 1]). ``2 q_i.q_j = 4 |q_i| |q_j| sin^2(theta_ij / 2)`` keeps nearly collinear
+    pairs accurate; float64."""
+    r, sin2 = _norms_and_sin2_half_angles(q.double(), 1e-300)
+    two_dot = 4 * r.unsqueeze(2) * r.unsqueeze(1) * sin2
     mass2 = two_dot.sum(dim=(1, 2), keepdim=True) / 2  # Q^2 = sum over pairs i < j of 2 q_i.q_j
     y = two_dot / mass2.clamp(min=1e-300)
-    eye = torch.eye(q.shape[1], dtype=torch.bool, device=q.device)
-    log_y = torch.log(y.clamp(min=_MIN_SIN2_HALF_ANGLE)).masked_fill(eye, 0.0)
-    return log_y, y.sum(-1)
+    return _log_off_diagonal(y), y.sum(-1)
 
 
 class TimeEmbedding(nn.Module):
