@@ -37,6 +37,8 @@ _EXPORTS = {
     # models: train, load, sample
     "ModelConfig": "models", "GenerativeModel": "models", "TrainConfig": "training", "train": "training",
     "load_model": "training", "resolve_preset": "training", "sample_to_file": "sampling",
+    # learnt density ratios data / model (refined samples)
+    "fit_density_ratio": "refinement", "load_density_ratio": "refinement", "RatioConfig": "refinement",
     # evaluation
     "evaluate": "evaluation", "EvaluationInputs": "evaluation", "conservation_metric": "evaluation",
 }
@@ -84,6 +86,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
         three_to_four,
     )
     from .models import GenerativeModel, ModelConfig
+    from .refinement import RatioConfig, fit_density_ratio, load_density_ratio
     from .sampling import sample_to_file
     from .targets import QQG, MuonDecay, Sarge, Uniform, make_target, uniform_phase_space
     from .training import TrainConfig, load_model, resolve_preset, train

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import LipsgenError, Terminated
-from . import convert, data, demo, evaluate, sample, train, unweight
+from . import convert, data, demo, evaluate, refine, sample, train, unweight
 
 __all__ = ["main", "build_parser"]
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(commands)
     sample.add_parser(commands)
     unweight.add_parser(commands)
+    refine.add_parsers(commands)
     evaluate.add_parser(commands)
     demo.add_parser(commands)
     return parser

@@ -93,6 +93,8 @@ def load_model(
     With ``expect``, refuse a checkpoint whose configuration differs, naming the fields.
     """
     state = read_checkpoint(path, resolve_device(device))
+    if "model_config" not in state:
+        raise CheckpointError(f"{path}: not a model checkpoint but a {state.get('kind', 'non-model')} file")
     config = ModelConfig.from_dict(state["model_config"])
     if expect is not None:
         diff = config_mismatch(expect, config)

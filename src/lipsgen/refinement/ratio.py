@@ -1,0 +1,233 @@
+"""A learnt density ratio ``r(p) = data(p) / model(p)`` on phase space, for per-event weights.
+
+A classifier ``l(p)`` trained to tell data events (label 1) from a model's events (label 0) with
+the class-balanced logistic loss ``E_data[softplus(-l)] + E_model[softplus(l)]`` is minimised by
+``l = ln(data / model)``. Model events weighted by ``w = e^l`` therefore follow the data wherever
+the model puts events at all: the model's excess where the data's density vanishes gets weights
+below 1, a deficit weights above 1 (the DCTR method of Andreassen and Nachman, arXiv:1907.08209).
+The kinematics are untouched (a model's exact events stay exact); unlike the exact weights of
+``lipsgen sample --weights`` these are estimates, as good as the classifier, and need no density
+of the target: they work for Pythia jets or any data. The validation loss against the
+no-information value ``2 ln 2`` says how far the model is from the data, and is where training stops.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..errors import LipsgenError
+from ..progress import progress_bar
+from ..random import make_generator
+from .features import n_ratio_features, ratio_features
+
+__all__ = ["RatioConfig", "DensityRatio", "RatioFit", "fit_density_ratio", "save_density_ratio",
+           "load_density_ratio", "RatioCheckpointError", "NO_INFORMATION_LOSS"]
+
+# The balanced logistic loss of a classifier that cannot tell the classes apart (l = 0).
+NO_INFORMATION_LOSS = 2 * math.log(2)
+KIND = "density-ratio"
+
+
+class RatioCheckpointError(LipsgenError, ValueError):
+    """A density-ratio file is missing, damaged, of another kind, or does not fit the events."""
+
+
+@dataclass
+class RatioConfig:
+    """The classifier (an MLP ``width`` x ``depth``, SiLU) and its training: AdamW with cosine
+    decay for ``steps`` steps of ``batch_size`` events per class, validation on a held-out
+    ``validation_fraction`` of both samples every ``eval_every`` steps, keeping the best state."""
+
+    n_particles: int
+    labelled: bool
+    rotation_invariant: bool = False
+    width: int = 128
+    depth: int = 3
+    steps: int = 3000
+    batch_size: int = 2048
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    validation_fraction: float = 0.2
+    eval_every: int = 250
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_particles", "width", "depth", "steps", "batch_size", "eval_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RatioConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise RatioCheckpointError(f"density-ratio config has unknown fields {unknown}: "
+                                       "written by a newer lipsgen?")
+        return cls(**values)
+
+
+class DensityRatio(nn.Module):
+    """``ln(data / model)`` of events: :meth:`log_ratio` (n, N, 4) -> (n,); :meth:`weights` its
+    exponential. Features are standardised with the training samples' mean and spread (buffers)."""
+
+    feature_mean: Tensor
+    feature_scale: Tensor
+
+    def __init__(self, config: RatioConfig) -> None:
+        super().__init__()
+        self.config = config
+        width_in = n_ratio_features(config.n_particles, config.rotation_invariant)
+        layers: list[nn.Module] = []
+        for k in range(config.depth):
+            layers += [nn.Linear(width_in if k == 0 else config.width, config.width), nn.SiLU()]
+        layers.append(nn.Linear(config.width, 1))
+        self.net = nn.Sequential(*layers)
+        self.register_buffer("feature_mean", torch.zeros(width_in))
+        self.register_buffer("feature_scale", torch.ones(width_in))
+
+    def features(self, events: Tensor) -> Tensor:
+        """Standardised features (n, F), float32 on the module's device."""
+        if events.ndim != 3 or events.shape[1:] != (self.config.n_particles, 4):
+            raise ValueError(f"events must have shape (n, {self.config.n_particles}, 4) for this density ratio, "
+                             f"got {tuple(events.shape)}")
+        raw = ratio_features(events, labelled=self.config.labelled, rotation_invariant=self.config.rotation_invariant)
+        device = self.feature_mean.device
+        return ((raw.to(device) - self.feature_mean.double()) / self.feature_scale.double()).float()
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.net(features).squeeze(-1)
+
+    @torch.no_grad()
+    def log_ratio(self, events: Tensor, chunk: int = 65536) -> Tensor:
+        """``ln(data / model)`` (n,) float64 of events (n, N, 4), on the CPU."""
+        self.eval()
+        out = [self(self.features(events[i:i + chunk])).double().cpu() for i in range(0, len(events), chunk)]
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+    def weights(self, events: Tensor) -> Tensor:
+        """Per-event weights ``data / model`` (n,) float64; their mean over the model's events is
+        1 for a well-trained ratio (a check of calibration)."""
+        return self.log_ratio(events).exp()
+
+
+@dataclass(frozen=True)
+class RatioFit:
+    """How training went: the balanced logistic loss on held-out events at the best evaluation
+    (``validation_loss``; ``NO_INFORMATION_LOSS`` = 2 ln 2 means the model equals the data), at
+    which ``best_step``, and the numbers of events used to train and to validate, per class."""
+
+    validation_loss: float
+    best_step: int
+    n_train: tuple[int, int]
+    n_validation: tuple[int, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "no_information_loss": NO_INFORMATION_LOSS}
+
+
+def _split(n: int, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    order = torch.randperm(n, generator=generator)
+    n_validation = max(1, int(round(n * fraction)))
+    return order[n_validation:], order[:n_validation]
+
+
+def _balanced_loss(model: DensityRatio, data: Tensor, samples: Tensor, chunk: int = 65536) -> float:
+    """Balanced logistic loss of the classifier on standardised features, summed in chunks."""
+    with torch.no_grad():
+        pos = sum(float(F.softplus(-model(data[i:i + chunk])).sum()) for i in range(0, len(data), chunk))
+        neg = sum(float(F.softplus(model(samples[i:i + chunk])).sum()) for i in range(0, len(samples), chunk))
+    return pos / len(data) + neg / len(samples)
+
+
+def fit_density_ratio(data: Tensor, samples: Tensor, config: RatioConfig, *, device: str | torch.device = "cpu",
+                      progress: bool | None = None) -> tuple[DensityRatio, RatioFit]:
+    """Train ``ln(data / samples)`` from data events (n_d, N, 4) and a model's events (n_s, N, 4).
+
+    Both are split into training and validation parts (``config.validation_fraction``); the
+    returned classifier is the state with the lowest validation loss. Seeded by ``config.seed``."""
+    for name, events in (("data", data), ("samples", samples)):
+        if events.ndim != 3 or events.shape[1:] != (config.n_particles, 4):
+            raise ValueError(f"{name} must have shape (n, {config.n_particles}, 4), got {tuple(events.shape)}")
+        if len(events) < 10:
+            raise ValueError(f"{name}: need at least 10 events to learn a density ratio, got {len(events)}")
+        if not bool(torch.isfinite(events).all()):
+            raise ValueError(f"{name}: events contain NaN or infinite momenta")
+    generator = make_generator(config.seed)
+    model = DensityRatio(config)
+    feats = [ratio_features(e, labelled=config.labelled, rotation_invariant=config.rotation_invariant)
+             for e in (data, samples)]
+    both = torch.cat(feats)
+    model.feature_mean.copy_(both.mean(0).float())
+    model.feature_scale.copy_(both.std(0).clamp(min=1e-12).float())
+    model.to(device)
+    standard = [((f.to(device) - model.feature_mean.double()) / model.feature_scale.double()).float() for f in feats]
+    splits = [_split(len(f), config.validation_fraction, generator) for f in standard]
+    train_sets = [f[s[0].to(device)] for f, s in zip(standard, splits)]
+    validation_sets = [f[s[1].to(device)] for f, s in zip(standard, splits)]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+    best_loss = _balanced_loss(model, validation_sets[0], validation_sets[1])
+    best_step, best_state = 0, copy.deepcopy(model.state_dict())
+    with progress_bar(total=config.steps, unit="step", desc="density ratio", enable=progress) as bar:
+        for step in range(1, config.steps + 1):
+            model.train()
+            picks = [torch.randint(len(t), (config.batch_size,), generator=generator).to(device) for t in train_sets]
+            data_logits, sample_logits = model(train_sets[0][picks[0]]), model(train_sets[1][picks[1]])
+            loss = F.softplus(-data_logits).mean() + F.softplus(sample_logits).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            bar.update(1)
+            if step % config.eval_every == 0 or step == config.steps:
+                model.eval()
+                current = _balanced_loss(model, validation_sets[0], validation_sets[1])
+                if current < best_loss:
+                    best_loss, best_step, best_state = current, step, copy.deepcopy(model.state_dict())
+                bar.set_postfix(validation=f"{current:.5f}", best=f"{best_loss:.5f}")
+    model.load_state_dict(best_state)
+    model.eval()
+    fit = RatioFit(best_loss, best_step, (len(train_sets[0]), len(train_sets[1])),
+                   (len(validation_sets[0]), len(validation_sets[1])))
+    return model.cpu(), fit
+
+
+def save_density_ratio(path: str | os.PathLike[str], model: DensityRatio, fit: RatioFit,
+                       record: dict[str, Any]) -> Path:
+    """Write the classifier, its config, how it was fitted and ``record`` (plain values: the
+    files it was fitted on, their target and sqrt_s), atomically with a digest of its weights."""
+    from ..training.checkpoint import save_checkpoint  # training sits beside, not below, this module
+
+    return save_checkpoint(path, {"kind": KIND, "ratio_config": asdict(model.config),
+                                  "weights": model.state_dict(), "fit": fit.as_dict(), "record": dict(record)})
+
+
+def load_density_ratio(path: str | os.PathLike[str]) -> tuple[DensityRatio, dict[str, Any]]:
+    """The density ratio of a file of :func:`save_density_ratio` and its ``record``, refusing
+    model checkpoints and damaged files by name."""
+    from ..training.checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        state = read_checkpoint(path)
+    except CheckpointError as err:
+        raise RatioCheckpointError(str(err)) from None
+    if state.get("kind") != KIND:
+        raise RatioCheckpointError(f"{path}: a model checkpoint, not a density ratio (lipsgen refine writes those)")
+    model = DensityRatio(RatioConfig.from_dict(state["ratio_config"]))
+    try:
+        model.load_state_dict(state["weights"])
+    except (RuntimeError, KeyError) as err:
+        raise RatioCheckpointError(f"{path}: weights do not fit the density ratio it describes ({err})") from None
+    model.eval()
+    return model, {**state.get("record", {}), "fit": state.get("fit", {})}
