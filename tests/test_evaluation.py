@@ -179,6 +179,22 @@ def test_ratio_panel_shows_every_ratio():
     assert ratio_limits([np.array([1.01, 0.99])]) == pytest.approx((1 / 2.2, 2.2))
 
 
+def test_histogram_range_keeps_the_edges_where_models_over_fill():
+    from lipsgen.evaluation.plots import SAMPLE_OUTLIER_SHARE, histogram_bins
+
+    x3 = 2 * MuonDecay().sample(20_000, seed=3)[:, 2, 0].numpy()  # density 12 x^2 (1 - x): sparse at both ends
+    over_filled = np.concatenate([x3, np.full(40, 0.01)])  # a model's excess in the outermost 0.2%
+    edges, logx = histogram_bins(x3, [over_filled], log=False)
+    assert not logx and edges[0] <= x3.min() and edges[-1] >= x3.max()  # every truth event is in a bin
+    assert edges[0] <= 0.01 and np.histogram(over_filled, edges)[0].sum() == len(over_filled)
+    # a sample's far outliers (a share below SAMPLE_OUTLIER_SHARE) do not stretch the axis
+    outliers = np.concatenate([x3, np.full(int(SAMPLE_OUTLIER_SHARE * len(x3) / 2), 50.0)])
+    assert histogram_bins(x3, [outliers], log=False)[0][-1] < 1.5
+    y = 10 ** np.random.default_rng(1).uniform(-6, -1, 1000)
+    edges, logx = histogram_bins(y, [y], log=True)
+    assert logx and edges[0] == pytest.approx(y.min()) and edges[-1] == pytest.approx(y.max())
+
+
 def test_report_markdown_and_html_render_their_text(tmp_path):
     truth, samples = tmp_path / "t.h5", tmp_path / "s.h5"
     write_events(truth, MuonDecay().sample(400, seed=1), {"target": "muon", "sqrt_s": 1.0})

@@ -20,9 +20,26 @@ __all__ = ["ratio_limits", "histogram_with_ratio", "trajectory_histograms", "con
 _COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink"]
 
 
-def _bins(values: list[np.ndarray], log: bool, n: int = 50) -> tuple[np.ndarray, bool]:
-    finite = np.concatenate([v[np.isfinite(v)] for v in values])
-    lo, hi = np.quantile(finite, [0.001, 0.999])
+# Share of each sample's events at either end that may fall outside the plotted range: a few far
+# outliers of a bad model would otherwise squeeze everything else into one bin.
+SAMPLE_OUTLIER_SHARE = 1e-4
+
+
+def histogram_bins(truth: np.ndarray, samples: list[np.ndarray], log: bool,
+                   n: int = 50) -> tuple[np.ndarray, bool]:
+    """Bin edges (n + 1,) spanning every finite truth value and all but the outermost
+    ``SAMPLE_OUTLIER_SHARE`` of each sample at either end, so that the edges of the truth's
+    distribution, where densities vanish and models over-fill, are never cut off; logarithmic
+    (second value True) for ``log`` observables spanning more than two decades."""
+    finite_truth = truth[np.isfinite(truth)]
+    lo, hi = (float(finite_truth.min()), float(finite_truth.max())) if finite_truth.size else (np.inf, -np.inf)
+    for values in samples:
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            q_lo, q_hi = np.quantile(finite, [SAMPLE_OUTLIER_SHARE, 1 - SAMPLE_OUTLIER_SHARE])
+            lo, hi = min(lo, float(q_lo)), max(hi, float(q_hi))
+    if not np.isfinite(lo):
+        lo, hi = 0.0, 1.0
     if log and lo > 0 and hi / lo > 100:
         return np.geomspace(lo, hi, n + 1), True
     if hi <= lo:
@@ -63,8 +80,10 @@ def histogram_with_ratio(
 ) -> Path:
     """Normalised histograms of truth (grey, filled) and each sample (lines) with a model/truth
     ratio panel on a log axis that shows every bin (bins where the model is empty marked at the
-    bottom edge; truth's statistical band shaded); log x-axis for singular observables."""
-    bins, logx = _bins([truth, *samples.values()], log)
+    bottom edge; the statistical bands of the truth (grey) and of each sample (its colour)
+    shaded); the bins span the truth's whole range (:func:`histogram_bins`); log x-axis for
+    singular observables."""
+    bins, logx = histogram_bins(truth, list(samples.values()), log)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
     t_counts, _ = np.histogram(truth, bins, weights=truth_weights)
@@ -75,22 +94,28 @@ def histogram_with_ratio(
     top.stairs(t_density, bins, fill=True, color="0.8", label="truth")
     rel_err = np.where(t_raw > 0, 1 / np.sqrt(np.maximum(t_raw, 1)), np.nan)  # no band where truth is empty
     bottom.fill_between(centres, 1 - rel_err, 1 + rel_err, color="0.8", step="mid")
-    ratios = {}
+    ratios, ratio_errors = {}, {}
     for colour, (name, values) in zip(_COLOURS, samples.items()):
         weights = None if sample_weights is None else sample_weights.get(name)
         counts, _ = np.histogram(values, bins, weights=weights)
+        squares, _ = np.histogram(values, bins, weights=None if weights is None else weights * weights)
         density = counts / max(counts.sum(), 1e-300) / widths
         top.stairs(density, bins, color=colour, label=name, linewidth=1.4)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios[name] = np.where(t_density > 0, density / t_density, np.nan)
+            ratio_errors[name] = ratios[name] * np.sqrt(squares) / counts  # the sample's own statistics
     low, high = ratio_limits(list(ratios.values()))
     bottom.set_yscale("log")
     bottom.set_ylim(low, high)
     bottom.yaxis.set_major_locator(mticker.LogLocator(base=2.0 if high < 20 else 10.0))
     bottom.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
     bottom.yaxis.set_minor_formatter(mticker.NullFormatter())
-    for colour, ratio in zip(_COLOURS, ratios.values()):
-        bottom.plot(centres, np.where(ratio > 0, ratio, np.nan), drawstyle="steps-mid", color=colour, linewidth=1.2)
+    for colour, ratio, error in zip(_COLOURS, ratios.values(), ratio_errors.values()):
+        shown = ratio > 0
+        bottom.fill_between(centres, np.where(shown, np.maximum(ratio - error, low), np.nan),
+                            np.where(shown, np.minimum(ratio + error, high), np.nan), color=colour, alpha=0.2,
+                            step="mid", linewidth=0)
+        bottom.plot(centres, np.where(shown, ratio, np.nan), drawstyle="steps-mid", color=colour, linewidth=1.2)
         empty = ratio == 0  # the model has nothing where the truth has events: mark at the bottom edge
         bottom.plot(centres[empty], np.full(int(empty.sum()), low), "v", color=colour, markersize=4, clip_on=False)
     bottom.axhline(1, color="k", linewidth=0.8)
@@ -114,7 +139,7 @@ def trajectory_histograms(
 ) -> Path:
     """One observable at every recorded state of a reverse run, coloured from the noise end
     (t = 1, uniform phase space) to the data end, with truth in black."""
-    bins, logx = _bins(states + ([truth] if truth is not None else []), log)
+    bins, logx = histogram_bins(truth if truth is not None else states[-1], states, log)
     fig, ax = plt.subplots(figsize=(6, 4))
     cmap = plt.get_cmap("viridis")
     widths = np.diff(np.log(bins)) if logx else np.diff(bins)
