@@ -164,7 +164,9 @@ def fit_density_ratio(data: Tensor, samples: Tensor, config: RatioConfig, *, dev
         if not bool(torch.isfinite(events).all()):
             raise ValueError(f"{name}: events contain NaN or infinite momenta")
     generator = make_generator(config.seed)
-    model = DensityRatio(config)
+    with torch.random.fork_rng(devices=[]):  # the initial weights from the seed, not the global stream
+        torch.manual_seed(config.seed)
+        model = DensityRatio(config)
     feats = [ratio_features(e, labelled=config.labelled, rotation_invariant=config.rotation_invariant)
              for e in (data, samples)]
     both = torch.cat(feats)
