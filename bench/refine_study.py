@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 from fidelity import run  # noqa: E402
 
-KEY_OBSERVABLES = ("x_1", "x_3", "x_sorted_1", "log10_min_y", "thrust")
+KEY_OBSERVABLES = ("x_1", "x_3", "x_sorted_1", "log10_min_y", "log10_y23", "thrust")
 
 
 def main() -> None:
