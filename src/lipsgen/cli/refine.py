@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ def run_refine(args: argparse.Namespace) -> int:
     config = RatioConfig(data.shape[1], facts.labelled, rotation_invariant=args.rotation_invariant,
                          steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     model, fit = fit_density_ratio(data, samples, config, device=device)
-    record = {"data": str(args.data), "samples": str(args.samples), "target": facts.name,
+    record = {"data": str(args.data.resolve()), "samples": str(args.samples.resolve()), "target": facts.name,
               "sqrt_s": float(attributes.get("sqrt_s", 1.0)), "model": str(sample_attributes.get("model", "")),
               "checkpoint": str(sample_attributes.get("checkpoint", ""))}
     save_density_ratio(args.out, model, fit, record)
@@ -104,8 +105,8 @@ def run_reweight(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=[args.ratio, args.samples], force=args.force)
     ratio, record = load_density_ratio(args.ratio)
     if Path(args.samples).resolve() == Path(record.get("samples", "")).resolve():
-        print(f"lipsgen reweight: warning: {args.samples} is the file the ratio was fitted on; its weights are "
-              "biased towards those events. Reweight other samples of the model.", file=sys.stderr)
+        warnings.warn(f"{args.samples} is the file the ratio was fitted on; its weights are biased towards those "
+                      "events. Reweight other samples of the model.", stacklevel=2)
     events, attributes = _model_samples(args.samples, ratio.config.n_particles, str(record.get("target", "unknown")))
     weights = ratio.weights(events)
     if not bool(weights.isfinite().all()):
