@@ -23,6 +23,7 @@ from lipsgen.refinement import (
     NO_INFORMATION_LOSS,
     RatioCheckpointError,
     RatioConfig,
+    calibration_problem,
     fit_density_ratio,
     load_density_ratio,
     n_ratio_features,
@@ -129,6 +130,17 @@ def test_ratio_between_equal_samples_is_flat():
     assert float(w.std()) < 0.15 and float(w.mean()) == pytest.approx(1.0, abs=0.05)
 
 
+def test_uncalibrated_weights_are_named(muon_over_uniform):
+    model, _ = muon_over_uniform
+    good = model.weights(uniform_phase_space(20_000, 3, seed=10))
+    assert calibration_problem(good) is None
+    assert "not 1" in calibration_problem(good * 1.2)  # a ratio off by a constant factor
+    spiked = good.clone()
+    spiked[0] = 1e6  # one over-confident event carries (almost) all the weight
+    problem = calibration_problem(spiked)
+    assert "effective sample size" in problem  # its mean, 50 +- 50, is within its own error
+
+
 def test_ratio_files_round_trip_and_are_told_apart_from_models(muon_over_uniform, tmp_path):
     model, fit = muon_over_uniform
     path = save_density_ratio(tmp_path / "ratio.pt", model, fit, {"target": "muon", "samples": "s.h5"})
@@ -185,6 +197,7 @@ def test_refine_and_reweight_from_the_command_line(tmp_path):
     assert float(weights[(x3 > 0.4) & (x3 < 0.6)].mean()) > float(weights[x3 > 0.95].mean())
     ok("unweight", str(out), "--out", str(tmp_path / "unweighted.h5"))
     assert "fitted on" in ok("reweight", str(ratio), str(samples), "--out", str(tmp_path / "same.h5"))
+    assert attributes["density_ratio_calibrated"] and "not calibrated" not in message
 
 
 def test_refine_and_reweight_refuse_bad_input(tmp_path):

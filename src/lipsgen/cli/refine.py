@@ -99,7 +99,7 @@ def run_refine(args: argparse.Namespace) -> int:
 
 def run_reweight(args: argparse.Namespace) -> int:
     from ..io import write_events
-    from ..refinement import load_density_ratio
+    from ..refinement import calibration_problem, load_density_ratio
     from ..sampling.weights import summarise_weights
 
     check_output(args.out, inputs=[args.ratio, args.samples], force=args.force)
@@ -112,9 +112,14 @@ def run_reweight(args: argparse.Namespace) -> int:
     if not bool(weights.isfinite().all()):
         raise FloatingPointError(f"{args.samples}: the density ratio is infinite for some events; refit it")
     summary = summarise_weights(weights)
+    problem = calibration_problem(weights)
+    if problem:
+        warnings.warn(f"{args.samples}: the density ratio is not calibrated on these events ({problem}): the model "
+                      "is too far from the data for this classifier, or the ratio is over-fitted; refit it with more "
+                      "events, and do not use these weights for results", stacklevel=2)
     validation_loss = float(record.get("fit", {}).get("validation_loss", float("nan")))
     out_attributes = {**attributes, "weighted": True, "weights_from": "density-ratio", "density_ratio": str(args.ratio),
-                      "density_ratio_validation_loss": validation_loss,
+                      "density_ratio_validation_loss": validation_loss, "density_ratio_calibrated": problem is None,
                       **{f"weight_{k}": v for k, v in summary.as_dict().items()}}
     write_events(args.out, events, out_attributes, weights=weights)
     print(f"weighted {summary.n} events of {args.samples}: mean weight {summary.integral:.4f} +- "

@@ -7,10 +7,12 @@ from .ratio import (
     RatioCheckpointError,
     RatioConfig,
     RatioFit,
+    calibration_problem,
     fit_density_ratio,
     load_density_ratio,
     save_density_ratio,
 )
 
 __all__ = ["ratio_features", "n_ratio_features", "RatioConfig", "DensityRatio", "RatioFit", "fit_density_ratio",
-           "save_density_ratio", "load_density_ratio", "RatioCheckpointError", "NO_INFORMATION_LOSS"]
+           "save_density_ratio", "load_density_ratio", "RatioCheckpointError", "NO_INFORMATION_LOSS",
+           "calibration_problem"]

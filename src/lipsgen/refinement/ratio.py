@@ -30,7 +30,7 @@ from ..random import make_generator
 from .features import n_ratio_features, ratio_features
 
 __all__ = ["RatioConfig", "DensityRatio", "RatioFit", "fit_density_ratio", "save_density_ratio",
-           "load_density_ratio", "RatioCheckpointError", "NO_INFORMATION_LOSS"]
+           "load_density_ratio", "RatioCheckpointError", "NO_INFORMATION_LOSS", "calibration_problem"]
 
 # The balanced logistic loss of a classifier that cannot tell the classes apart (l = 0).
 NO_INFORMATION_LOSS = 2 * math.log(2)
@@ -233,3 +233,19 @@ def load_density_ratio(path: str | os.PathLike[str]) -> tuple[DensityRatio, dict
         raise RatioCheckpointError(f"{path}: weights do not fit the density ratio it describes ({err})") from None
     model.eval()
     return model, {**state.get("record", {}), "fit": state.get("fit", {})}
+
+
+def calibration_problem(weights: Tensor, *, max_bias: float = 0.05, min_ess_per_event: float = 0.05) -> str | None:
+    """Why weights (n,) of a model's events are not to be trusted, or None: their mean must be 1
+    within ``max_bias`` and five standard errors (``E_model[data / model] = 1``), and their effective
+    sample size per event at least ``min_ess_per_event``. A classifier that is over-confident
+    (a model far from its data, or a ratio fitted too long on too few events) fails both."""
+    from ..sampling.weights import summarise_weights
+
+    summary = summarise_weights(weights)
+    problems = []
+    if abs(summary.integral - 1) > max(max_bias, 5 * summary.integral_error):
+        problems.append(f"their mean is {summary.integral:.4g} +- {summary.integral_error:.2g}, not 1")
+    if summary.ess_per_event < min_ess_per_event:
+        problems.append(f"their effective sample size is {summary.ess_per_event:.2g} per event")
+    return "; ".join(problems) or None
