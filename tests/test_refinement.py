@@ -30,6 +30,7 @@ from lipsgen.refinement import (
     ratio_features,
     save_density_ratio,
 )
+from lipsgen.sampling.weights import summarise_weights
 from lipsgen.targets import MuonDecay
 from lipsgen.training import CheckpointError, load_model
 
@@ -133,11 +134,11 @@ def test_ratio_between_equal_samples_is_flat():
 def test_uncalibrated_weights_are_named(muon_over_uniform):
     model, _ = muon_over_uniform
     good = model.weights(uniform_phase_space(20_000, 3, seed=10))
-    assert calibration_problem(good) is None
-    assert "not 1" in calibration_problem(good * 1.2)  # a ratio off by a constant factor
+    assert calibration_problem(summarise_weights(good)) is None
+    assert "not 1" in calibration_problem(summarise_weights(good * 1.2))  # a ratio off by a constant factor
     spiked = good.clone()
     spiked[0] = 1e6  # one over-confident event carries (almost) all the weight
-    problem = calibration_problem(spiked)
+    problem = calibration_problem(summarise_weights(spiked))
     assert "effective sample size" in problem  # its mean, 50 +- 50, is within its own error
 
 

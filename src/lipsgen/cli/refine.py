@@ -112,7 +112,7 @@ def run_reweight(args: argparse.Namespace) -> int:
     if not bool(weights.isfinite().all()):
         raise FloatingPointError(f"{args.samples}: the density ratio is infinite for some events; refit it")
     summary = summarise_weights(weights)
-    problem = calibration_problem(weights)
+    problem = calibration_problem(summary)
     if problem:
         warnings.warn(f"{args.samples}: the density ratio is not calibrated on these events ({problem}): the model "
                       "is too far from the data for this classifier, or the ratio is over-fitted; refit it with more "

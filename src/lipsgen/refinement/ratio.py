@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from ..errors import LipsgenError
 from ..progress import progress_bar
 from ..random import make_generator
+from ..sampling.weights import WeightSummary
 from .features import n_ratio_features, ratio_features
 
 __all__ = ["RatioConfig", "DensityRatio", "RatioFit", "fit_density_ratio", "save_density_ratio",
@@ -101,7 +102,11 @@ class DensityRatio(nn.Module):
         if events.ndim != 3 or events.shape[1:] != (self.config.n_particles, 4):
             raise ValueError(f"events must have shape (n, {self.config.n_particles}, 4) for this density ratio, "
                              f"got {tuple(events.shape)}")
-        raw = ratio_features(events, labelled=self.config.labelled, rotation_invariant=self.config.rotation_invariant)
+        return self.standardise(ratio_features(events, labelled=self.config.labelled,
+                                               rotation_invariant=self.config.rotation_invariant))
+
+    def standardise(self, raw: Tensor) -> Tensor:
+        """Raw features (n, F) float64 -> standardised (n, F) float32 on the module's device."""
         device = self.feature_mean.device
         return ((raw.to(device) - self.feature_mean.double()) / self.feature_scale.double()).float()
 
@@ -173,7 +178,7 @@ def fit_density_ratio(data: Tensor, samples: Tensor, config: RatioConfig, *, dev
     model.feature_mean.copy_(both.mean(0).float())
     model.feature_scale.copy_(both.std(0).clamp(min=1e-12).float())
     model.to(device)
-    standard = [((f.to(device) - model.feature_mean.double()) / model.feature_scale.double()).float() for f in feats]
+    standard = [model.standardise(f) for f in feats]
     splits = [_split(len(f), config.validation_fraction, generator) for f in standard]
     train_sets = [f[s[0].to(device)] for f, s in zip(standard, splits)]
     validation_sets = [f[s[1].to(device)] for f, s in zip(standard, splits)]
@@ -235,14 +240,13 @@ def load_density_ratio(path: str | os.PathLike[str]) -> tuple[DensityRatio, dict
     return model, {**state.get("record", {}), "fit": state.get("fit", {})}
 
 
-def calibration_problem(weights: Tensor, *, max_bias: float = 0.05, min_ess_per_event: float = 0.05) -> str | None:
-    """Why weights (n,) of a model's events are not to be trusted, or None: their mean must be 1
-    within ``max_bias`` and five standard errors (``E_model[data / model] = 1``), and their effective
-    sample size per event at least ``min_ess_per_event``. A classifier that is over-confident
-    (a model far from its data, or a ratio fitted too long on too few events) fails both."""
-    from ..sampling.weights import summarise_weights
-
-    summary = summarise_weights(weights)
+def calibration_problem(summary: WeightSummary, *, max_bias: float = 0.05,
+                        min_ess_per_event: float = 0.05) -> str | None:
+    """Why learnt weights of a model's events (their :func:`summarise_weights` summary) are not to
+    be trusted, or None: their mean must be 1 within ``max_bias`` and five standard errors
+    (``E_model[data / model] = 1``), and their effective sample size per event at least
+    ``min_ess_per_event``. A classifier that is over-confident (a model far from its data, or a
+    ratio fitted too long on too few events) fails both."""
     problems = []
     if abs(summary.integral - 1) > max(max_bias, 5 * summary.integral_error):
         problems.append(f"their mean is {summary.integral:.4g} +- {summary.integral_error:.2g}, not 1")
