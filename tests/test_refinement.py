@@ -33,6 +33,7 @@ from lipsgen.refinement import (
 from lipsgen.sampling.weights import summarise_weights
 from lipsgen.targets import MuonDecay
 from lipsgen.training import CheckpointError, load_model
+from lipsgen.training.checkpoint import save_checkpoint
 
 
 def ok(*args: str) -> str:
@@ -151,6 +152,9 @@ def test_ratio_files_round_trip_and_are_told_apart_from_models(muon_over_uniform
     assert record["target"] == "muon" and record["fit"]["validation_loss"] == pytest.approx(fit.validation_loss)
     with pytest.raises(CheckpointError, match="not a model checkpoint"):
         load_model(path)
+    model_file = save_checkpoint(tmp_path / "model.pt", {"model_config": {"model": "fm-z"}})
+    with pytest.raises(RatioCheckpointError, match="a model checkpoint, not a density ratio"):
+        load_density_ratio(model_file)
     with pytest.raises(ValueError, match=r"shape \(n, 3, 4\)"):
         loaded.log_ratio(uniform_phase_space(10, 4, seed=1))
     damaged = tmp_path / "damaged.pt"
