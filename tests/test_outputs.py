@@ -110,3 +110,17 @@ def test_sigterm_while_writing_leaves_nothing(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143 and "interrupted; no output was left half-written" in stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_a_dropped_sigterm_still_stops_the_write(tmp_path, monkeypatch):
+    """Python drops an exception raised by a signal handler inside a weakref callback (h5py frees
+    objects through them): the recorded request still stops the write and nothing is published."""
+    import lipsgen.errors as errors
+    from lipsgen.errors import Terminated, request_termination
+
+    monkeypatch.setattr(errors, "_termination_requested", False)
+    with pytest.raises(Terminated):
+        request_termination()  # as if its raise had been swallowed: only the record remains
+    with pytest.raises(Terminated):
+        write_events(tmp_path / "e.h5", MuonDecay().sample(100, seed=1), {"target": "muon"})
+    assert not list(tmp_path.iterdir())

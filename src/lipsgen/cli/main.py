@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 
 from .._version import __version__
-from ..errors import LipsgenError, Terminated
+from ..errors import LipsgenError, Terminated, request_termination
 from . import convert, data, demo, evaluate, refine, sample, train, unweight
 
 __all__ = ["main", "build_parser"]
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
+    request_termination()
 
 
 def main_entry() -> None:

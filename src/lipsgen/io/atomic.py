@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import raise_if_terminated
+
 __all__ = ["atomic_output"]
 
 
@@ -27,6 +29,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        raise_if_terminated()  # a kill whose raise was dropped must not publish the output
         # mkstemp creates the file private (0600); give the result the usual umask permissions.
         umask = os.umask(0)
         os.umask(umask)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .._version import __version__
+from ..errors import raise_if_terminated
 from ..progress import progress_bar
 from .atomic import atomic_output
 from .errors import EventFileError
@@ -71,6 +72,7 @@ def write_events_h5(
                 dset[written : written + m] = chunk.detach().to("cpu", torch.float64).numpy()
                 written += m
                 bar.update(m)
+                raise_if_terminated()
         if written != n_events:
             raise ValueError(f"got {written} events, expected {n_events}")
     return path
