@@ -13,6 +13,7 @@ from lipsgen.io import (
     from_vector,
     load_events,
     read_events,
+    read_weights,
     to_vector,
     write_events,
     write_events_lhe,
@@ -175,3 +176,40 @@ def test_a_bad_sqrt_s_attribute_is_refused_naming_the_file(tmp_path, value):
         f.attrs["sqrt_s"] = value
     with pytest.raises(EventFileError, match=f"{path}: attribute sqrt_s must be"):
         read_events(path)
+
+
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.18765432])
+def test_lhe_round_trip_keeps_sqrt_s_exactly(tmp_path, sqrt_s):
+    events = QQG(1e-3, sqrt_s=sqrt_s).sample(200, seed=2)
+    path = tmp_path / "e.lhe"
+    write_events(path, events, {"target": "qqg", "sqrt_s": sqrt_s, "ycut": 1e-3})
+    back, attributes = load_events(path)
+    assert attributes["sqrt_s"] == sqrt_s
+    assert torch.equal(back, events)
+
+
+def test_convert_carries_weights_through_every_format(tmp_path):
+    events = QQG(1e-3, sqrt_s=91.19).sample(300, seed=3)
+    weights = torch.linspace(0.1, 3.0, 300, dtype=torch.float64)
+    weights[7] = -0.5  # negative weights (NLO-style files) survive too
+    first = tmp_path / "w.h5"
+    write_events(first, events, {"target": "qqg", "sqrt_s": 91.19, "ycut": 1e-3, "weighted": True,
+                                 "weight_ess_per_event": 0.5}, weights=weights)
+    chain = [first, tmp_path / "w.lhe", tmp_path / "w.npz", tmp_path / "w2.h5"]
+    for source, target in zip(chain, chain[1:]):
+        assert main(["convert", str(source), str(target)]) == 0
+        assert torch.equal(read_weights(target), weights), target
+        assert torch.equal(read_events(target)[0], events)
+    init = pylhe.LHEFile.fromfile(chain[1]).init.initInfo
+    assert abs(int(init.weightingStrategy)) == 4
+
+
+def test_convert_of_unweighted_events_drops_stale_weight_attributes(tmp_path):
+    events = QQG(1e-3).sample(50, seed=4)
+    source, target = tmp_path / "a.npz", tmp_path / "b.h5"
+    write_events(source, events, {"target": "qqg", "sqrt_s": 1.0, "ycut": 1e-3, "weighted": True,
+                                  "weight_ess_per_event": 0.5})
+    assert main(["convert", str(source), str(target)]) == 0
+    attributes = read_events(target)[1]
+    assert read_weights(target) is None
+    assert "weighted" not in attributes and "weight_ess_per_event" not in attributes

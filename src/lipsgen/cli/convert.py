@@ -36,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import event_format, load_events, write_events
+    from ..io import event_format, load_events, read_weights, write_events
     from ..jets.files import HEPMC_SUFFIXES, jets_from_file
 
     hepmc = args.input.name.lower().endswith(HEPMC_SUFFIXES)
@@ -52,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
         events, attributes = load_events(args.input, sqrt_s=args.sqrt_s, to_cm=args.to_cm,
                                          mass_rtol=args.mass_rtol, cm_rtol=args.cm_rtol)
         datasets = None
+    # clustering keeps every event in order, so weights carry over one to one
+    weights = None if hepmc else read_weights(args.input)
     attributes = {**attributes, "source": str(args.input), "boosted_to_cm": bool(args.to_cm)}
-    write_events(args.output, events, attributes, datasets=datasets)
+    if weights is None:
+        # the weight summaries describe weights this file no longer has
+        attributes = {k: v for k, v in attributes.items() if k != "weighted" and not k.startswith("weight_")}
+    write_events(args.output, events, attributes, weights=weights, datasets=datasets)
     print(f"wrote {len(events)} events of {events.shape[1]} particles to {args.output}", file=sys.stderr)
     return 0

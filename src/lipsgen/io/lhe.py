@@ -30,6 +30,10 @@ _FORMAT_FIELDS: dict[str, Any] = dict(
     eventinfo="{nparticles:3d} {pid:6d} {weight: .16e} {scale: 15.10e} {aqed: 15.10e} {aqcd: 15.10e}",
     particle="{id:5d} {status:3d} {mother1:3d} {mother2:3d} {color1:4d} {color2:4d} "
     "{px: .16e} {py: .16e} {pz: .16e} {e: .16e} {m: .16e} {lifetime: 10.4e} {spin: 10.4e}",
+    # beam energies at full precision too: sqrt_s is read back from them
+    initinfo=" {beamA: 6d} {beamB: 6d} {energyA: .16e} {energyB: .16e} {PDFgroupA: 5d} {PDFgroupB: 5d} "
+    "{PDFsetA: 5d} {PDFsetB: 5d} {weightingStrategy: 5d} {numProcesses: 5d}",
+    procinfo="{xSection: .16e} {error: .16e} {unitWeight: .16e} {procId: 5d}",
 )
 _ELECTRON, _POSITRON, _GLUON = 11, -11, 21
 # header element holding the file's lipsgen attributes (target, its parameters, seed) as JSON
@@ -132,6 +136,7 @@ def _read_outgoing(path: Path) -> tuple[list[tuple[int, ...]], list[np.ndarray],
             beams = lhe.init.initInfo
             sqrt_s = float(beams.energyA) + float(beams.energyB)
             recorded = _recorded_attributes(lhe.header)
+            sqrt_s = _recorded_energy(path, recorded, sqrt_s)
         except Exception as err:  # pylhe raises ValueError, KeyError, OSError, ... on bad input
             raise EventFileError(f"{path}: not a readable LHE file ({type(err).__name__}: {err})") from None
     problems = [str(w.message) for w in caught if "Parse Error" in str(w.message)]
@@ -140,6 +145,18 @@ def _read_outgoing(path: Path) -> tuple[list[tuple[int, ...]], list[np.ndarray],
     if not rows:
         raise EventFileError(f"{path}: no events found")
     return ids, rows, {"target": "lhe", **recorded, "sqrt_s": sqrt_s}
+
+
+def _recorded_energy(path: Path, recorded: dict[str, Any], beams: float) -> float:
+    """sqrt_s as lipsgen recorded it in the header (exact; older files printed the beams with 8
+    digits), checked against the beams; the beams' sum for other generators' files."""
+    value = recorded.get("sqrt_s")
+    if value is None:
+        return beams
+    energy = float(value)
+    if not abs(energy - beams) <= 1e-6 * max(abs(energy), abs(beams)):
+        raise EventFileError(f"{path}: the header records sqrt_s = {energy!r} but the beams sum to {beams!r}")
+    return energy
 
 
 def read_events_lhe(path: str | os.PathLike[str]) -> tuple[Tensor, dict]:
