@@ -186,3 +186,13 @@ def test_demo_checks_its_arguments_before_any_work(tmp_path, args, message):
     result = run_cli("demo", "--out", str(tmp_path / "d"), *args)
     assert result.returncode == 1 and message in result.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_demo_does_not_replace_an_earlier_run_without_force(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "muon_train.h5").write_bytes(b"an earlier run's data")
+    result = run_cli("demo", "--out", str(out), "--events", "100", "--samples", "50")
+    assert result.returncode == 1 and "already holds a demo run (muon_train.h5)" in result.stderr
+    assert (out / "muon_train.h5").read_bytes() == b"an earlier run's data"
+    assert sorted(p.name for p in out.iterdir()) == ["muon_train.h5"]

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .options import positive_int, seed_value
+from .options import add_force_option, positive_int, seed_value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -28,7 +28,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-steps", type=positive_int, default=None, help="cap on optimiser steps")
     parser.add_argument("--seed", type=seed_value, default=2604, help="random seed (default 2604)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_force_option(parser)
     parser.set_defaults(run=run)
+
+
+# what a demo run writes into OUT: a second run refuses to replace them without --force
+DEMO_OUTPUTS = ("muon_train.h5", "muon_truth.h5", "zdiff", "zdiff_samples.h5", "zdiff_trajectory.h5",
+                "zdiff_weighted.h5", "report")
 
 
 def _say(message: str) -> None:
@@ -50,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--events {args.events}: training needs at least 2 events")
     resolve_device(args.device)
     out: Path = args.out
+    existing = [name for name in DEMO_OUTPUTS if (out / name).exists()]
+    if existing and not args.force:
+        raise FileExistsError(f"{out} already holds a demo run ({', '.join(existing)}); pass --force to replace it "
+                              f"or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     target = MuonDecay()
