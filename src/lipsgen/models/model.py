@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -9,12 +10,14 @@ import torch
 from torch import Tensor, nn
 
 from ..catalogue import MODEL_KINDS, Backbone, Coupling, Divergence, Drift, Lift, LossWeight, ReverseVariance, TimeLaw
+from ..coordinates.qspace import sample_prior
+from ..coordinates.rambo import rambo_map
 from ..coordinates.zspace import standard_normal_log_prob
 from ..random import make_generator
 from .flows import SplineFlow
 from .networks import MLPBackbone, TransformerBackbone
 from .processes import FlowMatching, LangevinDiffusion, NormalizingFlowProcess, Process, VPDiffusion
-from .spaces import Space, make_space
+from .spaces import BASE_FIT_EVENTS, ChartSpace, Space, make_space
 
 __all__ = ["ModelConfig", "GenerativeModel", "MODEL_KINDS", "SampleOutput", "FittedGaussian"]
 
@@ -36,6 +39,10 @@ class ModelConfig:
     time_power: float = 1.0  # flow matching: training times t = u^time_power, u uniform (> 1: data end)
     coupling: Coupling = "independent"  # flow matching from the space's prior: or "fibre" (Space.align_fibre)
     lift: Lift = "exact"
+    # noise end: "uniform" (RAMBO's z-space) or a base map (lipsgen.bases; z-space models only), with
+    # the cut folded into it (min y_ij > base_ycut; 0: none)
+    base: str = "uniform"
+    base_ycut: float = 0.0
     # q-space Langevin
     schedule: str = "smooth"
     drift: Drift = "score"
@@ -69,6 +76,9 @@ class ModelConfig:
                              f"not {self.model}")
         if self.invariant_features and process == "nf":
             raise ValueError("invariant_features is an input of the mlp and transformer backbones; nf has neither")
+        if self.base != "uniform" and space != "z":
+            raise ValueError(f"base {self.base!r} needs a z-space model (fm-z, zdiff, nf), not {self.model}: a "
+                             f"base's chart replaces z-space")
         if not isinstance(self.n_particles, int) or self.n_particles < 2:
             raise ValueError(f"n_particles must be an integer >= 2, got {self.n_particles!r}")
         # The paper's early-step emphasis pairs with the exact lift, sigma_k^2 with the fixed one
@@ -142,7 +152,12 @@ class GenerativeModel(nn.Module):
         super().__init__()
         self.config = config
         space_name, process_name, prior = MODEL_KINDS[config.model]
-        self.space: Space = make_space(space_name, config.n_particles, config.sqrt_s, config.lift)
+        base = None
+        if config.base != "uniform":
+            from ..bases import make_base
+
+            base = make_base(config.base, config.n_particles, config.sqrt_s, ycut=config.base_ycut)
+        self.space: Space = make_space(space_name, config.n_particles, config.sqrt_s, config.lift, base)
         self.net: nn.Module
         if process_name == "nf":
             self.net = SplineFlow(config.n_particles, transforms=config.flow_transforms, width=config.width,
@@ -186,8 +201,8 @@ class GenerativeModel(nn.Module):
 
     def reference_log_prob(self, x: Tensor) -> Tensor:
         """``log rho_0`` (n,) float64 of states x (n, N, 3): uniform phase space lifted with the
-        exact fibre law, in this model's space (:meth:`Space.prior_log_prob`)."""
-        return self.space.prior_log_prob(x)
+        exact fibre law, in this model's space (:meth:`Space.reference_log_prob`)."""
+        return self.space.reference_log_prob(x)
 
     def noise_log_prob(self, x: Tensor) -> Tensor:
         """Log-density (n,) float64 of the sampler's noise end at states x (n, N, 3)."""
@@ -196,11 +211,21 @@ class GenerativeModel(nn.Module):
         return self.space.prior_log_prob(x)
 
     def fit_data(self, events: Tensor, generator: torch.Generator) -> None:
-        """Fit data-dependent state: the p-space scale, the fitted Gaussian prior."""
+        """Fit data-dependent state: the p-space scale, the base's parameters, the fitted Gaussian prior."""
         if hasattr(self.space, "fit"):
             self.space.fit(events)
         if self.fitted is not None:
             self.fitted.fit(self.space.encode(events, generator))
+
+    def fit_target(self, log_density: Callable[[Tensor], Tensor], generator: torch.Generator) -> None:
+        """Fit a base's parameters from a target's log-density (events (n, N, 4) -> (n,)) alone:
+        maximum likelihood on uniform events weighted by the density (no events to fit on)."""
+        if not isinstance(self.space, ChartSpace):
+            return
+        q = sample_prior(BASE_FIT_EVENTS, self.config.n_particles, generator=generator)
+        events = rambo_map(q, sqrt_s=self.config.sqrt_s).p
+        log_m = log_density(events)
+        self.space.fit(events, torch.softmax(log_m.nan_to_num(nan=-torch.inf), dim=0))
 
     def extra_state(self) -> dict[str, Any]:
         return {"space": self.space.state()}

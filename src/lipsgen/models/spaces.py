@@ -8,7 +8,9 @@ conservation. ``prior`` draws the noise end of the space's standard process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -17,9 +19,12 @@ from ..catalogue import Lift
 from ..coordinates.qspace import prior_log_prob, sample_prior
 from ..coordinates.rambo import inverse_rambo_map, lift_to_qspace, rambo_map
 from ..coordinates.zspace import q_to_z, standard_normal_log_prob, z_to_q
-from ..kinematics import three_to_four
+from ..kinematics import phase_space_volume, three_to_four
 
-__all__ = ["Space", "QSpace", "ZSpace", "PSpace", "make_space"]
+if TYPE_CHECKING:
+    from ..bases import PhaseSpaceMap
+
+__all__ = ["Space", "QSpace", "ZSpace", "PSpace", "ChartSpace", "make_space"]
 
 
 @dataclass
@@ -50,6 +55,12 @@ class Space:
     def prior_log_prob(self, x: Tensor) -> Tensor:
         """Log-density (n,) float64 of :meth:`prior` at states x (n, N, 3)."""
         return standard_normal_log_prob(x)
+
+    def reference_log_prob(self, x: Tensor) -> Tensor:
+        """``log rho_0`` (n,) float64: uniform phase space lifted into this space, at states x
+        (n, N, 3). Model densities are reported relative to it (``SampleOutput.log_density``).
+        In q- and z-space it is the prior's own density."""
+        return self.prior_log_prob(x)
 
     def align_fibre(self, x0: Tensor, x1: Tensor) -> Tensor:
         """States (n, N, 3) that decode to the same events as x0 but lie in the fibres of x1 (the
@@ -136,8 +147,75 @@ class PSpace(Space):
         self.scale = float(state["scale"])
 
 
+# Chart coordinates are clipped this far inside (0, 1): float64 resolves u near 1 to 1.1e-16.
+_U_MARGIN = 1e-16
+# Events the base is fitted on (maximum likelihood of its few parameters).
+BASE_FIT_EVENTS = 50_000
+
+
+@dataclass
+class ChartSpace(Space):
+    """A base's chart (docs/design.md, "Bases"): the base map's hypercube u in (0, 1)^(3N-4),
+    Gaussianised as ``z = Phi^-1(u)``, and 4 more standard-normal coordinates so that states keep
+    the shape (n, N, 3) of every backbone. N(0, I) is then exactly the base's distribution on phase
+    space; data are encoded through the map's inverse, the 4 extra coordinates drawn afresh (a
+    trivial fibre, independent of the event, like RAMBO's). Decoding ignores them."""
+
+    base: PhaseSpaceMap | None = field(default=None, repr=False)
+
+    def _map(self) -> PhaseSpaceMap:
+        if self.base is None:
+            raise RuntimeError("ChartSpace needs a base map")
+        return self.base
+
+    def _chart_u(self, x: Tensor) -> Tensor:
+        z = x.to(torch.float64).flatten(1)[:, : self._map().dim]
+        return torch.special.ndtr(z).clamp(_U_MARGIN, 1 - _U_MARGIN)
+
+    def encode(self, events: Tensor, generator: torch.Generator) -> Tensor:
+        base = self._map()
+        u, _ = base.inverse(events.to(torch.float64))
+        outside = ~torch.isfinite(u).all(1)
+        if bool(outside.any()):
+            first = int(torch.nonzero(outside)[0])
+            raise ValueError(f"{int(outside.sum())} of {len(u)} events lie outside the base's support (first: "
+                             f"event {first}); a base with a cut needs data that pass it")
+        z = torch.special.ndtri(u.clamp(_U_MARGIN, 1 - _U_MARGIN))
+        extra = torch.randn((len(u), 3 * self.n_particles - base.dim), generator=generator, dtype=torch.float64,
+                            device=generator.device).to(z.device)
+        return torch.cat([z, extra], dim=1).view(len(u), self.n_particles, 3).float()
+
+    def decode(self, x: Tensor) -> Tensor:
+        return self._map().forward(self._chart_u(x.detach()))[0]
+
+    def event_momenta(self, x: Tensor) -> Tensor:
+        return self._map().forward(self._chart_u(x))[0][..., 1:]
+
+    def reference_log_prob(self, x: Tensor) -> Tensor:
+        # uniform phase space in the chart: density w_M(u) / V_N in u, times the Gaussian of z
+        log_w = self._map().forward(self._chart_u(x.detach()))[1]
+        return standard_normal_log_prob(x) + log_w - math.log(phase_space_volume(self.n_particles, self.sqrt_s))
+
+    def fit(self, events: Tensor, weights: Tensor | None = None) -> None:
+        """Fit the base's parameters (maximum likelihood) on at most ``BASE_FIT_EVENTS`` events."""
+        step = max(1, -(-len(events) // BASE_FIT_EVENTS))
+        self._map().fit(events[::step].to(torch.float64), None if weights is None else weights[::step])
+
+    def state(self) -> dict:
+        return {"base": self._map().parameters()}
+
+    def load_state(self, state: dict) -> None:
+        if "base" in state:
+            self._map().load_parameters(state["base"])
+
+
 _SPACES = {"q": QSpace, "z": ZSpace, "p": PSpace}
 
 
-def make_space(name: str, n_particles: int, sqrt_s: float, lift: Lift) -> Space:
+def make_space(name: str, n_particles: int, sqrt_s: float, lift: Lift, base: PhaseSpaceMap | None = None) -> Space:
+    """The space ``name`` (q, z or p); a z-space model with a ``base`` map lives in its chart."""
+    if base is not None:
+        if name != "z":
+            raise ValueError("a base's chart replaces z-space: use a z-space model (fm-z, zdiff, nf)")
+        return ChartSpace(n_particles=n_particles, sqrt_s=sqrt_s, lift=lift, base=base)
     return _SPACES[name](n_particles=n_particles, sqrt_s=sqrt_s, lift=lift)

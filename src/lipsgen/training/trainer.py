@@ -172,6 +172,7 @@ def train(
             raise ValueError("training from a density runs in one process: its self-normalised loss couples the "
                              "whole batch; start it without torchrun")
         n_events, batch_size = 0, train_config.batch_size
+        model.fit_target(lambda events: checked_log_density(density, events), derived_generator(seed, "fit"))
     source: EventSource | None = None
     if events is not None:
         source = events if isinstance(events, EventSource) else InMemoryEvents(events[: train_config.max_events])
