@@ -18,7 +18,8 @@ LossWeight = Literal["paper", "sigma2"]
 Coupling = Literal["independent", "fibre"]
 
 __all__ = ["Lift", "Backbone", "Drift", "Divergence", "ReverseVariance", "TimeLaw", "LossWeight", "Coupling",
-           "MODEL_KINDS", "MODEL_HELP", "PRESETS", "PRESET_HELP", "TARGET_OPTIONS", "TARGET_HELP", "DEFAULT_CHUNK_SIZE"]
+           "MODEL_KINDS", "MODEL_HELP", "BASE_HELP", "PRESETS", "PRESET_HELP", "TARGET_OPTIONS", "TARGET_HELP",
+           "DEFAULT_CHUNK_SIZE"]
 
 # model name -> (space, process, prior for flow matching)
 MODEL_KINDS: dict[str, tuple[str, str, str]] = {
@@ -93,6 +94,14 @@ TARGET_HELP = {
     "sarge": "N-gluon QCD antenna events from the SARGE algorithm",
     "antenna": "colour-ordered N-gluon antenna 1/(y12 y23 ... yN1), min y_ij > ycut: a density without "
                "a sampler (weighted generation)",
+}
+
+# Noise ends (lipsgen.bases; --base): the names train --help lists, or MODULE:FUNCTION.
+BASE_HELP = {
+    "uniform": "uniform phase space through RAMBO's z-space, the paper's noise end (default); suits smooth targets "
+               "(muon decay)",
+    "chain": "a chain of two-body decays with soft and collinear power-law poles fitted to the data (and, for 3 "
+             "particles, the data's ycut folded in exactly); suits singular QCD targets (qqg, antennas, jets)",
 }
 
 # Pythia jet data (lipsgen data pythia): the Z pole in GeV (Pythia's default Z mass) and the events

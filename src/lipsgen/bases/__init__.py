@@ -10,18 +10,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ..catalogue import BASE_HELP
 from .chain import ChainMap
 from .protocol import PhaseSpaceMap
 
 __all__ = ["PhaseSpaceMap", "ChainMap", "make_base", "BASE_HELP"]
-
-BASE_HELP = {
-    "uniform": "uniform phase space through RAMBO's z-space: the paper's noise end (default); suits smooth "
-               "targets such as muon decay",
-    "chain": "a chain of two-body decays with soft and collinear power-law poles fitted to the data, and for "
-             "3 particles the data's ycut folded in exactly: suits singular QCD targets (qqg, antennas, jets)",
-}
-
 
 def make_base(name: str, n_particles: int, sqrt_s: float, *, ycut: float = 0.0) -> PhaseSpaceMap:
     """The base ``name`` (``chain``, or ``module:function`` for a user's base, called as

@@ -69,13 +69,6 @@ def _frame(d: Tensor) -> tuple[Tensor, Tensor]:
     return e1, torch.linalg.cross(d, e1)
 
 
-def _rest_velocity(q: Tensor) -> Tensor:
-    """The four-velocity (n, 3) of four-vectors q (n, 4): boost(p, -b) takes p into q's rest frame."""
-    mass = torch.sqrt((q[:, 0] - torch.linalg.vector_norm(q[:, 1:], dim=-1)) *
-                      (q[:, 0] + torch.linalg.vector_norm(q[:, 1:], dim=-1)))
-    return q[:, 1:] / mass.unsqueeze(-1)
-
-
 class ChainMap:
     """A chain of two-body decays with power-law poles; see the module docstring.
 
@@ -198,7 +191,8 @@ class ChainMap:
             if k == big_n - 1:
                 d, n_hat = z, top
             else:
-                velocity = _rest_velocity(cumulative[:, k])
+                # the mass from the pair invariants: E^2 - |p|^2 cancels for nearly lightlike Q_k
+                velocity = cumulative[:, k, 1:] / torch.sqrt(s[:, k]).unsqueeze(-1)
                 rest = boost(chain[:, k : k + 2], -velocity)
                 n_hat, d = _unit(rest[:, 0, 1:]), _unit(rest[:, 1, 1:])
                 v.append((n_hat - d).square().sum(-1) / 4)

@@ -105,3 +105,13 @@ def run_in_world(args: argparse.Namespace, body: Callable[[argparse.Namespace, A
         return body(args, world, device)
     finally:
         leave_world(world)
+
+
+def base_name(value: str) -> str:
+    """A --base value: one of the built-in bases, or MODULE:FUNCTION (checked when the model is built)."""
+    from ..catalogue import BASE_HELP
+
+    if value in BASE_HELP or (":" in value and all(value.partition(":")[::2])):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(BASE_HELP)}, "
+                                     f"or MODULE:FUNCTION)")

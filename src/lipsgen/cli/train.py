@@ -8,8 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..catalogue import MODEL_HELP, MODEL_KINDS, PRESET_HELP, PRESETS, TARGET_OPTIONS, Backbone
-from .options import TARGET_FLAGS, particle_count, positive_float, positive_int, run_in_world, seed_value
+from ..catalogue import BASE_HELP, MODEL_HELP, MODEL_KINDS, PRESET_HELP, PRESETS, TARGET_OPTIONS, Backbone
+from .options import TARGET_FLAGS, base_name, particle_count, positive_float, positive_int, run_in_world, seed_value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -44,6 +44,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         "4000 and 3000 for Langevin); with --resume, the new total, which may extend the run")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="override the preset's batch size")
     parser.add_argument("--lr", type=positive_float, default=None, help="override the preset's learning rate")
+    parser.add_argument("--base", type=base_name, default="uniform", metavar="BASE",
+                        help="the noise end: " + "; ".join(f"{k}: {v}" for k, v in BASE_HELP.items())
+                        + "; or MODULE:FUNCTION, a user's PhaseSpaceMap (lipsgen.bases). Bases other than uniform "
+                        "need a z-space model (fm-z, zdiff, nf); the data's ycut is folded into the base where it "
+                        "can be (chain: 3 particles)")
     parser.add_argument("--lift", choices=["exact", "fixed"], default="exact",
                         help="lifting of data to q-space: exact fibre law (default) or the paper's fixed embedding")
     parser.add_argument("--max-events", type=positive_int, default=None, help="use at most this many events")
@@ -73,6 +78,19 @@ def _density_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     given = {k: getattr(args, k) for k in TARGET_OPTIONS[args.target] if getattr(args, k) is not None}
     target = make_target(args.target, sqrt_s=sqrt_s, **given)
     return target, {"target": target.name, "n_particles": target.n_particles, **target.parameters()}
+
+
+def _base_cut(base: str, n_particles: int, attributes: dict[str, Any]) -> float:
+    """The cut a base folds in: the data's (or target's) declared ycut, min y_ij > ycut; the chain
+    base folds it only for 3 particles (docs/design.md, "Bases") and says so otherwise."""
+    ycut = float(attributes.get("ycut") or 0.0)
+    if base == "uniform" or ycut == 0.0:
+        return 0.0
+    if base == "chain" and n_particles != 3:
+        print(f"note: the chain base cannot fold ycut = {ycut:g} for {n_particles} particles; its support is all "
+              f"of phase space (lipsgen sample --apply-cuts applies the cut)", file=sys.stderr)
+        return 0.0
+    return ycut
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +129,8 @@ def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
     labelled = facts_from_attributes(attributes, n_particles).labelled
     backbone: Backbone = args.backbone or ("mlp" if labelled else "transformer")
     model_config = ModelConfig(model=args.model, n_particles=n_particles, target=target,
-                               sqrt_s=float(attributes["sqrt_s"]), backbone=backbone, lift=args.lift)
+                               sqrt_s=float(attributes["sqrt_s"]), backbone=backbone, lift=args.lift,
+                               base=args.base, base_ycut=_base_cut(args.base, n_particles, attributes))
     model_config, train_config = resolve_preset(args.preset, model_config)
     overrides = {k: v for k, v in (("steps", args.max_steps), ("batch_size", args.batch_size), ("lr", args.lr),
                                    ("max_events", args.max_events), ("window_events", args.window_events))
@@ -134,7 +153,9 @@ def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
     source = f"{result.events} {target} events{streamed}" if events is not None else f"the {target} density"
     ranks = f" on {world.size} ranks" if world.distributed else ""
     if world.is_main:
-        print(f"trained {args.model} ({backbone}) on {source}{ranks}: {result.steps} steps in "
+        network = "spline flow" if args.model == "nf" else backbone
+        with_base = f", base {args.base}" if args.base != "uniform" else ""
+        print(f"trained {args.model} ({network}{with_base}) on {source}{ranks}: {result.steps} steps in "
               f"{result.seconds:.1f} s, final loss {result.final_loss:.4g}; model at {result.model_path}",
               file=sys.stderr)
     return 0

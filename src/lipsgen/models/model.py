@@ -34,8 +34,11 @@ class ModelConfig:
     depth: int = 4
     heads: int = 4
     time_dim: int = 64
-    pair_features: bool = True  # show the backbone log pair angles (see models.networks)
-    invariant_features: bool = False  # show the backbone the event's y_ij and x_k (see models.networks)
+    # show the backbone log pair angles of the states, or the decoded event's y_ij and x_k (see
+    # models.networks); None: pair angles in q- and z-space, the event's invariants in a base's chart
+    # (whose coordinates are not momenta)
+    pair_features: bool | None = None
+    invariant_features: bool | None = None
     time_power: float = 1.0  # flow matching: training times t = u^time_power, u uniform (> 1: data end)
     coupling: Coupling = "independent"  # flow matching from the space's prior: or "fibre" (Space.align_fibre)
     lift: Lift = "exact"
@@ -74,6 +77,11 @@ class ModelConfig:
         if self.coupling == "fibre" and (space == "p" or process != "flow" or prior != "space"):
             raise ValueError(f"coupling 'fibre' needs flow matching from the RAMBO prior (fm-q, fm-z), "
                              f"not {self.model}")
+        in_chart = self.base != "uniform"
+        if self.pair_features is None:
+            self.pair_features = not in_chart
+        if self.invariant_features is None:
+            self.invariant_features = in_chart and process != "nf"
         if self.invariant_features and process == "nf":
             raise ValueError("invariant_features is an input of the mlp and transformer backbones; nf has neither")
         if self.base != "uniform" and space != "z":
@@ -165,7 +173,7 @@ class GenerativeModel(nn.Module):
         else:
             backbone = MLPBackbone if config.backbone == "mlp" else TransformerBackbone
             kwargs: dict[str, Any] = dict(width=config.width, depth=config.depth, time_dim=config.time_dim,
-                                          pair_features=config.pair_features,
+                                          pair_features=bool(config.pair_features),
                                           event_momenta=self.space.event_momenta if config.invariant_features else None)
             if config.backbone == "transformer":
                 kwargs["heads"] = config.heads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -109,8 +110,10 @@ def sample_to_file(
     meta = {
         "target": config.target, "n_particles": n_particles, "sqrt_s": config.sqrt_s, "model": config.model,
         "steps": steps, "solver": solver, "seed": seed, "exact": model.space.exact,
-        "lipsgen_version": __version__, **(attributes or {}),
+        "base": config.base, "lipsgen_version": __version__, **(attributes or {}),
     }
+    if config.base != "uniform":
+        meta["base_parameters"] = json.dumps(model.space.state()["base"])
     if density is not None:
         meta.update(weighted=True, density=density.name, density_normalised=bool(density.density_normalised))
     data = None

@@ -1,0 +1,211 @@
+"""Bases (lipsgen.bases): the chain map's measure, inverse, cut and fit; models in a base's chart."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import pytest
+import torch
+
+from conftest import run_cli
+from lipsgen.bases import ChainMap, PhaseSpaceMap, make_base
+from lipsgen.kinematics import phase_space_volume, scaled_pair_invariants
+from lipsgen.models.model import GenerativeModel, ModelConfig
+from lipsgen.targets import QQG
+from lipsgen.training import load_model
+from lipsgen.validation import check_events
+
+POWERS = dict(invariant_powers=(0.3, 0.6), angle_power=0.5)
+
+
+def _uniform_u(n: int, dim: int, seed: int) -> torch.Tensor:
+    return torch.rand((n, dim), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _mean_and_error(values: torch.Tensor) -> tuple[float, float]:
+    return float(values.mean()), float(values.std() / len(values) ** 0.5)
+
+
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.19])
+@pytest.mark.parametrize("n_particles", [3, 4, 5])
+def test_chain_weight_integrates_to_the_phase_space_volume_and_moments(n_particles, sqrt_s):
+    """E_u[w] = V_N and E_u[w y_01] / V_N = 2 / (N (N - 1)), E_u[w x_k] / V_N = 2 / N (uniform phase space)."""
+    # milder poles than POWERS: weights of a flat target stay bounded enough for a 1% check at N = 5
+    base = ChainMap(n_particles, sqrt_s, order=list(reversed(range(n_particles))), invariant_powers=(0.15, 0.3),
+                    angle_power=0.25)
+    events, log_w = base.forward(_uniform_u(400_000, base.dim, 1))
+    check_events(events, sqrt_s=sqrt_s)
+    w = log_w.exp() / phase_space_volume(n_particles, sqrt_s)
+    y = scaled_pair_invariants(events, sqrt_s)
+    x = 2 * events[:, 0, 0] / sqrt_s
+    for values, expected in ((w, 1.0), (w * y[:, 0, 1], 2 / (n_particles * (n_particles - 1))),
+                             (w * x, 2 / n_particles)):
+        mean, error = _mean_and_error(values)
+        assert error < 0.004 * expected, "too few events to see a 1% error"
+        assert abs(mean - expected) < 4 * error, (mean, expected, error)
+
+
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.19])
+def test_chain_with_a_cut_covers_exactly_the_cut_region(sqrt_s):
+    """N = 3, ycut = 0.05: every event has min y_ij > ycut and the support's volume is (1 - 3 ycut)^2 V_3."""
+    ycut = 0.05
+    base = ChainMap(3, sqrt_s, ycut=ycut, **POWERS)
+    events, log_w = base.forward(_uniform_u(400_000, base.dim, 2))
+    y = scaled_pair_invariants(events, sqrt_s)
+    assert float(torch.stack([y[:, 0, 1], y[:, 0, 2], y[:, 1, 2]]).min()) > ycut * (1 - 1e-12)
+    mean, error = _mean_and_error(log_w.exp() / phase_space_volume(3, sqrt_s))
+    assert abs(mean - (1 - 3 * ycut) ** 2) < 4 * error and error < 0.003
+    outside = QQG(1e-4, sqrt_s=sqrt_s).sample(2000, seed=3)
+    u, log_w_back = base.inverse(outside)
+    below = (scaled_pair_invariants(outside, sqrt_s)[:, [0, 0, 1], [1, 2, 2]].min(1).values <= ycut)
+    assert bool(below.any()) and bool(torch.isnan(u[below]).all()) and bool((log_w_back[below] == -math.inf).all())
+    assert bool(torch.isfinite(u[~below]).all())
+
+
+@pytest.mark.parametrize("n_particles, sqrt_s", [(3, 91.19), (4, 1.0), (7, 91.19)])
+def test_chain_inverse_round_trips(n_particles, sqrt_s):
+    base = ChainMap(n_particles, sqrt_s, order=torch.randperm(n_particles, generator=torch.Generator().manual_seed(4))
+                    .tolist(), **POWERS)
+    u = _uniform_u(20_000, base.dim, 5).clamp(1e-6, 1 - 1e-6)
+    events, log_w = base.forward(u)
+    u_back, log_w_back = base.inverse(events)
+    error = (u_back - u).abs().max(1).values
+    assert float(error.median()) < 1e-13 and float(torch.quantile(error, 0.999)) < 1e-7
+    assert float((log_w_back - log_w).abs().median()) < 1e-11
+    again, _ = base.forward(u_back)
+    moved = (again - events).abs().amax(dim=(1, 2)) / sqrt_s
+    assert float(torch.quantile(moved, 0.999)) < 1e-10 and float(moved.max()) < 1e-6
+
+
+def test_chain_marginals_follow_their_power_laws():
+    """N = 3, identity order: y_01 = rho has P(rho < 0.1) = (0.1 / 0.5)^(1 - a0) / 2, and
+    v = y_12 / (1 - y_01) has P(v < 0.1) = (0.1 / 0.5)^(1 - b) / 2."""
+    base = ChainMap(3, 91.19, **POWERS)
+    events, _ = base.forward(_uniform_u(200_000, base.dim, 6))
+    y = scaled_pair_invariants(events, 91.19)
+    rho, v = y[:, 0, 1], y[:, 1, 2] / (1 - y[:, 0, 1])
+    for values, power in ((rho, 0.3), (v, 0.5)):
+        expected = 0.5 * 0.2 ** (1 - power)
+        assert abs(float((values < 0.1).double().mean()) - expected) < 0.005
+
+
+def test_fit_recovers_the_powers_of_its_own_samples():
+    truth = ChainMap(3, 1.0, ycut=1e-3, invariant_powers=(-0.4, 0.7), angle_power=0.6)
+    events, _ = truth.forward(_uniform_u(40_000, truth.dim, 7))
+    fitted = ChainMap(3, 1.0, ycut=1e-3)
+    fitted.fit(events)
+    found = fitted.parameters()
+    assert found["invariant_powers"] == pytest.approx([-0.4, 0.7], abs=0.04)
+    assert found["angle_power"] == pytest.approx(0.6, abs=0.04)
+
+
+def test_bad_bases_are_refused():
+    with pytest.raises(ValueError, match="folds a ycut exactly only for 3 particles"):
+        ChainMap(5, ycut=1e-3)
+    with pytest.raises(ValueError, match="permutation"):
+        ChainMap(3, order=[0, 0, 1])
+    with pytest.raises(ValueError, match=r"must lie in \[-0.95, 0.95\]"):
+        ChainMap(3, invariant_powers=(1.0, 0.0))
+    with pytest.raises(ValueError, match="unknown base 'bogus'"):
+        make_base("bogus", 3, 1.0)
+    with pytest.raises(ValueError, match="needs a z-space model"):
+        ModelConfig(model="fm-q", n_particles=3, base="chain")
+
+
+def _chart_model(ycut: float, sqrt_s: float, seed: int = 0) -> GenerativeModel:
+    torch.manual_seed(seed)
+    return GenerativeModel(ModelConfig(model="fm-z", n_particles=3, sqrt_s=sqrt_s, base="chain", base_ycut=ycut,
+                                       width=32, depth=2, time_dim=16))
+
+
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.19])
+def test_every_trajectory_state_is_exact_and_inside_the_cut(sqrt_s):
+    model = _chart_model(0.01, sqrt_s)
+    torch.nn.init.normal_(model.net.out.weight, std=0.3)  # an untrained model would stand still
+    out = model.sample(2000, seed=1, steps=8, trajectory=9)
+    assert out.trajectory is not None
+    for state in out.trajectory:
+        check_events(state, sqrt_s=sqrt_s)
+        y = scaled_pair_invariants(state, sqrt_s)[:, [0, 0, 1], [1, 2, 2]]
+        assert float(y.min()) > 0.01 * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.19])
+def test_weights_of_a_perturbed_model_in_a_chart_average_to_one(sqrt_s):
+    """The exact event weights m V_N / (model density) include the base's Jacobian: mean 1 for any model."""
+    target = QQG(1e-3, sqrt_s=sqrt_s)
+    model = _chart_model(1e-3, sqrt_s, seed=2)
+    model.fit_data(target.sample(20_000, seed=3), torch.Generator().manual_seed(0))
+    torch.nn.init.normal_(model.net.out.weight, std=0.2)
+    out = model.sample(20_000, seed=4, steps=6, density=True)
+    assert out.log_density is not None
+    log_w = target.log_density(out.events) + math.log(phase_space_volume(3, sqrt_s)) - out.log_density
+    mean, error = _mean_and_error(log_w.exp())
+    assert error < 0.01 and abs(mean - 1) < 4 * error, (mean, error)
+
+
+def test_chart_encoding_round_trips_and_reference_density_is_uniform_phase_space():
+    sqrt_s = 91.19
+    model = _chart_model(1e-3, sqrt_s)
+    data = QQG(1e-3, sqrt_s=sqrt_s).sample(5000, seed=5)
+    model.fit_data(data, torch.Generator().manual_seed(0))
+    x = model.space.encode(data, torch.Generator().manual_seed(1))
+    assert x.shape == (5000, 3, 3)
+    assert float((model.space.decode(x) - data).abs().max()) < 1e-5 * sqrt_s  # float32 states
+    # uniform phase space lifted into the chart, over the base's density: E_base[rho_0 / N(x)] = P(cut)
+    z = torch.randn((800_000, 3, 3), generator=torch.Generator().manual_seed(2))
+    ratio = (model.reference_log_prob(z) - model.noise_log_prob(z)).exp()
+    mean, error = _mean_and_error(ratio)
+    assert abs(mean - (1 - 3e-3) ** 2) < 4 * error and error < 0.005
+
+
+def test_base_parameters_are_fitted_saved_and_restored(tmp_path):
+    data = tmp_path / "qqg.h5"
+    made = run_cli("data", "qqg", "--ycut", "1e-3", "--events", "4000", "--out", str(data), "--seed", "1")
+    assert made.returncode == 0
+    result = run_cli("train", "--data", str(data), "--model", "fm-z", "--base", "chain", "--out", str(tmp_path / "r"),
+                     "--max-steps", "20")
+    assert result.returncode == 0, result.stderr
+    assert "base chain" in result.stderr
+    model, _ = load_model(tmp_path / "r" / "model.pt")
+    parameters = model.space.state()["base"]
+    assert parameters["ycut"] == 1e-3 and parameters["angle_power"] > 0.3  # the collinear poles were found
+    out = tmp_path / "w.h5"
+    result = run_cli("sample", str(tmp_path / "r" / "model.pt"), "--events", "300", "--out", str(out), "--weights",
+                     "--steps", "4")
+    assert result.returncode == 0, result.stderr
+    with h5py.File(out) as f:
+        assert f.attrs["base"] == "chain" and "angle_power" in f.attrs["base_parameters"]
+        assert abs(float(f["weights"][:].mean()) - 1) < 0.2
+    refused = run_cli("train", "--data", str(data), "--model", "fm-q", "--base", "chain", "--out", str(tmp_path / "q"))
+    assert refused.returncode == 1 and "needs a z-space model" in refused.stderr
+    refused = run_cli("train", "--data", str(data), "--model", "fm-z", "--base", "nope", "--out", str(tmp_path / "q"))
+    assert refused.returncode == 2 and "invalid choice 'nope'" in refused.stderr
+
+
+def test_a_users_base_through_the_protocol(tmp_path, monkeypatch):
+    (tmp_path / "my_base.py").write_text(
+        "from lipsgen.bases import ChainMap\n"
+        "def reversed_chain(n_particles, sqrt_s, ycut):\n"
+        "    return ChainMap(n_particles, sqrt_s, ycut=ycut, order=list(reversed(range(n_particles))))\n"
+        "def not_a_map(n_particles, sqrt_s, ycut):\n"
+        "    return 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base = make_base("my_base:reversed_chain", 3, 91.19, ycut=1e-3)
+    assert isinstance(base, PhaseSpaceMap) and base.parameters()["order"] == [2, 1, 0]
+    with pytest.raises(TypeError, match="not a PhaseSpaceMap"):
+        make_base("my_base:not_a_map", 3, 1.0)
+    data = tmp_path / "qqg.h5"
+    run_cli("data", "qqg", "--ycut", "1e-3", "--events", "2000", "--out", str(data), "--seed", "1")
+    result = run_cli("train", "--data", str(data), "--model", "nf", "--base", "my_base:reversed_chain",
+                     "--out", str(tmp_path / "r"), "--max-steps", "5")
+    assert result.returncode == 0, result.stderr
+    assert load_model(tmp_path / "r" / "model.pt")[0].space.state()["base"]["order"] == [2, 1, 0]
+
+
+def test_density_training_fits_the_base_from_the_target():
+    model = GenerativeModel(ModelConfig(model="nf", n_particles=3, base="chain", base_ycut=1e-3, width=16, depth=1))
+    target = QQG(1e-3)
+    model.fit_target(target.log_density, torch.Generator().manual_seed(0))
+    assert model.space.state()["base"]["angle_power"] > 0.3
