@@ -167,6 +167,15 @@ def test_mismatched_inputs_are_refused_or_flagged(tmp_path):
     with pytest.raises(EventFileError, match="4 particles, the truth has 3"):
         evaluate(EvaluationInputs(truth, [four]), tmp_path / "o")
     assert main(["evaluate", "--truth", str(truth), "--out", str(tmp_path / "o")]) == 1
+    # the same physics at another energy is not comparable: refused, with or without the attribute
+    boosted = tmp_path / "muon_91.h5"
+    write_events(boosted, MuonDecay(sqrt_s=91.19).sample(500, seed=2), {"target": "muon", "sqrt_s": 91.19})
+    with pytest.raises(EventFileError, match="events at sqrt_s = 91.19, the truth is at 1"):
+        evaluate(EvaluationInputs(truth, [boosted]), tmp_path / "s")
+    bare = tmp_path / "bare.npz"
+    write_events(bare, MuonDecay(sqrt_s=91.19).sample(500, seed=2), {"target": "muon"})
+    with pytest.raises(EventFileError, match="the truth is at 1"):
+        evaluate(EvaluationInputs(truth, [bare]), tmp_path / "b")
 
 
 def test_ratio_panel_shows_every_ratio():

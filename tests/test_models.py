@@ -138,6 +138,10 @@ def test_mismatched_checkpoints_are_refused(muon, tmp_path):
         load_model(corrupt)
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         load_model(tmp_path / "missing.pt")
+    for garbage in (b"hello, this is a text file\n", b"e"):  # unpickling these raised KeyError, IndexError
+        corrupt.write_bytes(garbage)
+        with pytest.raises(CheckpointError, match="not a readable lipsgen checkpoint"):
+            load_model(corrupt)
 
 
 def test_transformer_is_permutation_equivariant():

@@ -154,8 +154,14 @@ def _weighted_eec(events: torch.Tensor, weights: np.ndarray | None) -> tuple[np.
     return cosines, pair_weights * np.repeat(weights, len(pair_weights) // len(weights))
 
 
-def _read_checked(path: Path, n_particles: int, target: str) -> tuple[torch.Tensor, dict[str, Any]]:
+def _read_checked(path: Path, n_particles: int, target: str, sqrt_s: float) -> tuple[torch.Tensor, dict[str, Any]]:
     events, attributes = read_events(path)
+    recorded = attributes.get("sqrt_s")
+    # without the attribute, the events' own total energy (the baselines conserve it only roughly)
+    energy = float(recorded) if recorded is not None else float(events[..., 0].sum(1).median())
+    if not abs(energy - sqrt_s) <= (1e-9 if recorded is not None else 0.1) * sqrt_s:
+        raise EventFileError(f"{path}: events at sqrt_s = {energy:.10g}, the truth is at {sqrt_s:.10g}; rescale one "
+                             f"of them (lipsgen convert --to-cm --sqrt-s)")
     if events.shape[1] != n_particles:
         raise EventFileError(f"{path}: {events.shape[1]} particles, the truth has {n_particles}")
     if len(events) < 2:
@@ -210,7 +216,7 @@ def evaluate(
     sample_events: dict[str, torch.Tensor] = {}
     sample_weights: dict[str, np.ndarray | None] = {}
     for path in inputs.samples:
-        events, attributes = _read_checked(path, n_particles, target)
+        events, attributes = _read_checked(path, n_particles, target, sqrt_s)
         weight_tensor = read_weights(path)
         if max_events is not None:
             events = events[:max_events]
@@ -275,6 +281,11 @@ def _evaluate_trajectory(path, out, reference, ref_obs, target, labelled, names,
                                  f"(lipsgen sample --trajectory K)")
         states = torch.from_numpy(f["trajectory"][:, : max_events or None])
         times = np.asarray(f["trajectory_times"][...], dtype=np.float64)
+        recorded = f.attrs.get("sqrt_s")
+    truth_energy = float(t_attrs.get("sqrt_s", 1.0))
+    if recorded is not None and not abs(float(recorded) - truth_energy) <= 1e-9 * truth_energy:
+        raise EventFileError(f"{path}: trajectory at sqrt_s = {float(recorded):.10g}, the truth is at "
+                             f"{truth_energy:.10g}")
     if states.ndim != 4 or states.shape[2] != reference.shape[1]:
         raise EventFileError(f"{path}: trajectory of shape {tuple(states.shape)} does not fit "
                              f"{reference.shape[1]} particles")
