@@ -172,6 +172,12 @@ def test_mismatched_inputs_are_refused_or_flagged(tmp_path):
     write_events(boosted, MuonDecay(sqrt_s=91.19).sample(500, seed=2), {"target": "muon", "sqrt_s": 91.19})
     with pytest.raises(EventFileError, match="events at sqrt_s = 91.19, the truth is at 1"):
         evaluate(EvaluationInputs(truth, [boosted]), tmp_path / "s")
+    negative = tmp_path / "negative.h5"
+    weights = torch.ones(500, dtype=torch.float64)
+    weights[17] = -1.0
+    write_events(negative, MuonDecay().sample(500, seed=3), {"target": "muon", "sqrt_s": 1.0}, weights=weights)
+    with pytest.raises(EventFileError, match="event 17 has weight -1.0; histograms, W1 and the classifier need"):
+        evaluate(EvaluationInputs(str(truth), [str(negative)]), tmp_path / "n")  # strings are paths too
     bare = tmp_path / "bare.npz"
     write_events(bare, MuonDecay(sqrt_s=91.19).sample(500, seed=2), {"target": "muon"})
     with pytest.raises(EventFileError, match="the truth is at 1"):

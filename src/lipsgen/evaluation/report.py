@@ -34,9 +34,16 @@ __all__ = ["evaluate", "EvaluationInputs"]
 
 @dataclass
 class EvaluationInputs:
+    """The files to evaluate (paths or strings): a truth file, sample files and a trajectory file."""
+
     truth: Path
     samples: list[Path] = field(default_factory=list)
     trajectory: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.truth = Path(self.truth)
+        self.samples = [Path(p) for p in self.samples]
+        self.trajectory = None if self.trajectory is None else Path(self.trajectory)
 
 
 def _describe_truth(attributes: dict[str, Any], n_particles: int) -> tuple[str, bool, tuple[str, ...] | None]:
@@ -218,6 +225,11 @@ def evaluate(
     for path in inputs.samples:
         events, attributes = _read_checked(path, n_particles, target, sqrt_s)
         weight_tensor = read_weights(path)
+        if weight_tensor is not None and not bool((torch.isfinite(weight_tensor) & (weight_tensor >= 0)).all()):
+            bad = int(torch.nonzero(~(torch.isfinite(weight_tensor) & (weight_tensor >= 0)))[0])
+            raise EventFileError(f"{path}: event {bad} has weight {float(weight_tensor[bad])!r}; histograms, W1 and "
+                                 f"the classifier need finite non-negative weights (unweight the events first, or "
+                                 f"split a sample with negative weights into its positive and negative parts)")
         if max_events is not None:
             events = events[:max_events]
             weight_tensor = None if weight_tensor is None else weight_tensor[:max_events]
