@@ -143,3 +143,17 @@ def test_redirected_progress_is_logged_as_lines(monkeypatch, capsys):
     assert line.startswith("train fm-z: 40/100 step, ") and "step/s, ETA " in line and line.endswith("loss 0.25")
     monkeypatch.setenv("CI", "true")
     assert not isinstance(progress_bar(total=5), LogLines)
+
+
+def test_counts_accept_integral_floats_and_dir_lists_each_name_once():
+    import argparse
+
+    from lipsgen.cli.options import positive_int
+
+    assert positive_int("1e6") == 1_000_000 and positive_int("20000") == 20_000
+    for bad in ("1.5e0", "0", "-3", "ten", "1e400"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected a positive integer"):
+            positive_int(bad)
+    lipsgen.rambo_map  # noqa: B018 (loads the name lazily)
+    names = dir(lipsgen)
+    assert len(names) == len(set(names)) and "rambo_map" in names

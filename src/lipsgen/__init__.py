@@ -55,7 +55,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted({*globals(), *_EXPORTS})  # a name already loaded is in both
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly

@@ -10,9 +10,11 @@ from typing import Any
 
 
 def positive_int(text: str) -> int:
+    """A positive integer, also written as a float with an integral value (``1e6``)."""
     try:
-        value = int(text)
-    except ValueError:
+        number = float(text)
+        value = int(number) if number.is_integer() and abs(number) < 2**63 else int(text)
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
