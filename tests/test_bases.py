@@ -8,8 +8,8 @@ import h5py
 import pytest
 import torch
 
-from conftest import run_cli
-from lipsgen.bases import ChainMap, PhaseSpaceMap, make_base
+from conftest import assert_matches_cdf, run_cli
+from lipsgen.bases import ChainMap, ChannelMixture, PhaseSpaceMap, chain_orderings, make_base
 from lipsgen.kinematics import phase_space_volume, scaled_pair_invariants
 from lipsgen.models.model import GenerativeModel, ModelConfig
 from lipsgen.targets import QQG
@@ -34,9 +34,9 @@ def test_chain_weight_integrates_to_the_phase_space_volume_and_moments(n_particl
     # milder poles than POWERS: weights of a flat target stay bounded enough for a 1% check at N = 5
     base = ChainMap(n_particles, sqrt_s, order=list(reversed(range(n_particles))), invariant_powers=(0.15, 0.3),
                     angle_power=0.25)
-    events, log_w = base.forward(_uniform_u(400_000, base.dim, 1))
+    events, log_g = base.forward(_uniform_u(400_000, base.dim, 1))
     check_events(events, sqrt_s=sqrt_s)
-    w = log_w.exp() / phase_space_volume(n_particles, sqrt_s)
+    w = (-log_g).exp() / phase_space_volume(n_particles, sqrt_s)
     y = scaled_pair_invariants(events, sqrt_s)
     x = 2 * events[:, 0, 0] / sqrt_s
     for values, expected in ((w, 1.0), (w * y[:, 0, 1], 2 / (n_particles * (n_particles - 1))),
@@ -51,15 +51,15 @@ def test_chain_with_a_cut_covers_exactly_the_cut_region(sqrt_s):
     """N = 3, ycut = 0.05: every event has min y_ij > ycut and the support's volume is (1 - 3 ycut)^2 V_3."""
     ycut = 0.05
     base = ChainMap(3, sqrt_s, ycut=ycut, **POWERS)
-    events, log_w = base.forward(_uniform_u(400_000, base.dim, 2))
+    events, log_g = base.forward(_uniform_u(400_000, base.dim, 2))
     y = scaled_pair_invariants(events, sqrt_s)
     assert float(torch.stack([y[:, 0, 1], y[:, 0, 2], y[:, 1, 2]]).min()) > ycut * (1 - 1e-12)
-    mean, error = _mean_and_error(log_w.exp() / phase_space_volume(3, sqrt_s))
+    mean, error = _mean_and_error((-log_g).exp() / phase_space_volume(3, sqrt_s))
     assert abs(mean - (1 - 3 * ycut) ** 2) < 4 * error and error < 0.003
     outside = QQG(1e-4, sqrt_s=sqrt_s).sample(2000, seed=3)
-    u, log_w_back = base.inverse(outside)
+    u, log_g_back = base.inverse(outside)
     below = (scaled_pair_invariants(outside, sqrt_s)[:, [0, 0, 1], [1, 2, 2]].min(1).values <= ycut)
-    assert bool(below.any()) and bool(torch.isnan(u[below]).all()) and bool((log_w_back[below] == -math.inf).all())
+    assert bool(below.any()) and bool(torch.isnan(u[below]).all()) and bool((log_g_back[below] == -math.inf).all())
     assert bool(torch.isfinite(u[~below]).all())
 
 
@@ -209,3 +209,66 @@ def test_density_training_fits_the_base_from_the_target():
     target = QQG(1e-3)
     model.fit_target(target.log_density, torch.Generator().manual_seed(0))
     assert model.space.state()["base"]["angle_power"] > 0.3
+
+
+def _mixture(sqrt_s: float, ycut: float = 0.0) -> ChannelMixture:
+    orders = chain_orderings(3)
+    channels = [ChainMap(3, sqrt_s, ycut=ycut, order=o, invariant_powers=(0.2 * i, 0.5), angle_power=0.4)
+                for i, o in enumerate(orders)]
+    return ChannelMixture(channels, weights=[0.5, 0.3, 0.2])
+
+
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.19])
+def test_mixture_density_is_normalised_with_every_channel(sqrt_s):
+    """E_base[1 / (V_N g)] = 1: the density sums every channel, weighted (E_uniform[V_N g] = 1 too, but
+    its poles make that estimate too noisy for a 1% check)."""
+    mixture = _mixture(sqrt_s)
+    assert chain_orderings(3) == [[0, 1, 2], [0, 2, 1], [1, 2, 0]] and mixture.dim == 6
+    volume = phase_space_volume(3, sqrt_s)
+    events, log_g = mixture.forward(_uniform_u(200_000, mixture.dim, 8))
+    check_events(events, sqrt_s=sqrt_s)
+    mean, error = _mean_and_error((-log_g).exp() / volume)
+    assert abs(mean - 1) < 4 * error and error < 0.004
+
+
+def test_mixture_inverse_draws_the_channel_from_its_posterior():
+    """Encoding the base's own events gives back uniform u (the joint law of channel and coordinates)."""
+    mixture = _mixture(91.19, ycut=1e-3)
+    u = _uniform_u(50_000, mixture.dim, 10)
+    events, log_g = mixture.forward(u)
+    u_back, log_g_back = mixture.inverse(events, torch.Generator().manual_seed(11))
+    assert float((log_g_back - log_g).abs().max()) < 1e-8
+    assert float((mixture.forward(u_back)[0] - events).abs().max()) < 1e-8 * 91.19
+    for column in (0, 3, mixture.dim - 1):
+        assert_matches_cdf(u_back[:, column], lambda x: x.clip(0, 1), scale_check=False)
+    # the channel of the largest posterior instead of a draw: the last coordinate is no longer uniform
+    joint = mixture._channel_log_densities(events)[1] + mixture.weights.log().unsqueeze(1)
+    argmax_share = torch.bincount(joint.argmax(0), minlength=3).double() / len(events)
+    assert float((argmax_share - mixture.weights).abs().max()) > 0.02
+
+
+def test_mixture_fit_and_a_model_on_it_keep_exact_weights():
+    target = QQG(1e-3, sqrt_s=91.19)
+    torch.manual_seed(3)
+    model = GenerativeModel(ModelConfig(model="fm-z", n_particles=3, sqrt_s=91.19, base="chains", base_ycut=1e-3,
+                                        width=32, depth=2, time_dim=16))
+    model.fit_data(target.sample(6000, seed=12), torch.Generator().manual_seed(0))
+    parameters = model.space.state()["base"]
+    assert len(parameters["channels"]) == 3 and sum(parameters["channel_weights"]) == pytest.approx(1)
+    torch.nn.init.normal_(model.net.out.weight, std=0.2)
+    out = model.sample(20_000, seed=13, steps=4, density=True)
+    assert out.log_density is not None
+    log_w = target.log_density(out.events) + math.log(phase_space_volume(3, 91.19)) - out.log_density
+    mean, error = _mean_and_error(log_w.exp())
+    assert error < 0.01 and abs(mean - 1) < 4 * error, (mean, error)
+    with pytest.raises(ValueError, match="offered up to 5 particles"):
+        make_base("chains", 6, 1.0)
+
+
+def test_mixture_gives_no_density_outside_its_channels_support():
+    mixture = _mixture(1.0, ycut=0.05)
+    events = QQG(1e-4).sample(3000, seed=14)
+    u, log_g = mixture.inverse(events, torch.Generator().manual_seed(15))
+    below = scaled_pair_invariants(events, 1.0)[:, [0, 0, 1], [1, 2, 2]].min(1).values <= 0.05
+    assert bool(below.any()) and bool((log_g[below] == -math.inf).all()) and bool(torch.isnan(u[below]).all())
+    assert bool(torch.isfinite(log_g[~below]).all()) and bool(torch.isfinite(u[~below]).all())

@@ -101,7 +101,10 @@ BASE_HELP = {
     "uniform": "uniform phase space through RAMBO's z-space, the paper's noise end (default); suits smooth targets "
                "(muon decay)",
     "chain": "a chain of two-body decays with soft and collinear power-law poles fitted to the data (and, for 3 "
-             "particles, the data's ycut folded in exactly); suits singular QCD targets (qqg, antennas, jets)",
+             "particles, the data's ycut folded in exactly); suits singular QCD targets whose particles have fixed "
+             "roles (qqg; jets sorted by energy)",
+    "chains": "a mixture of chain bases in every particle ordering (N <= 5), weights fitted by EM: suits unlabelled "
+              "singular targets (jets, antenna events)",
 }
 
 # Pythia jet data (lipsgen data pythia): the Z pole in GeV (Pythia's default Z mass) and the events

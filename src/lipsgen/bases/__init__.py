@@ -12,15 +12,19 @@ from typing import Any
 
 from ..catalogue import BASE_HELP
 from .chain import ChainMap
+from .mixture import ChannelMixture, chain_mixture, chain_orderings
 from .protocol import PhaseSpaceMap
 
-__all__ = ["PhaseSpaceMap", "ChainMap", "make_base", "BASE_HELP"]
+__all__ = ["PhaseSpaceMap", "ChainMap", "ChannelMixture", "chain_mixture", "chain_orderings", "make_base",
+           "BASE_HELP"]
 
 def make_base(name: str, n_particles: int, sqrt_s: float, *, ycut: float = 0.0) -> PhaseSpaceMap:
-    """The base ``name`` (``chain``, or ``module:function`` for a user's base, called as
+    """The base ``name`` (``chain``, ``chains``, or ``module:function`` for a user's base, called as
     ``function(n_particles=..., sqrt_s=..., ycut=...)``) for N particles at ``sqrt_s``."""
     if name == "chain":
         return ChainMap(n_particles, sqrt_s, ycut=ycut)
+    if name == "chains":
+        return chain_mixture(n_particles, sqrt_s, ycut=ycut)
     if ":" not in name:
         raise ValueError(f"unknown base {name!r}; choose from {', '.join(BASE_HELP)} or give MODULE:FUNCTION")
     module_name, _, function_name = name.partition(":")
@@ -31,7 +35,7 @@ def make_base(name: str, n_particles: int, sqrt_s: float, *, ycut: float = 0.0) 
     base = factory(n_particles=n_particles, sqrt_s=sqrt_s, ycut=ycut)
     if not isinstance(base, PhaseSpaceMap):
         raise TypeError(f"base {name!r} returned a {type(base).__name__}, not a PhaseSpaceMap (lipsgen.bases)")
-    if base.dim != 3 * n_particles - 4 or base.n_particles != n_particles:
+    if not 3 * n_particles - 4 <= base.dim <= 3 * n_particles or base.n_particles != n_particles:
         raise ValueError(f"base {name!r} maps {base.dim} random numbers to {base.n_particles} particles; "
-                         f"{n_particles} particles need {3 * n_particles - 4}")
+                         f"{n_particles} particles need {3 * n_particles - 4} to {3 * n_particles}")
     return base

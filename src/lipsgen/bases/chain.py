@@ -122,7 +122,8 @@ class ChainMap:
 
     # --- forward ------------------------------------------------------------------------------
     def forward(self, u: Tensor) -> tuple[Tensor, Tensor]:
-        """u (n, 3N-4) in (0, 1) -> events (n, N, 4) float64 and log w (n,); see :class:`PhaseSpaceMap`."""
+        """u (n, 3N-4) in (0, 1) -> events (n, N, 4) float64 and their log-density ``-log w`` (n,)
+        (``w = dPhi/du``); see :class:`PhaseSpaceMap`."""
         u = u.to(torch.float64)
         if u.ndim != 2 or u.shape[1] != self.dim:
             raise ValueError(f"u must have shape (n, {self.dim}), got {tuple(u.shape)}")
@@ -168,7 +169,7 @@ class ChainMap:
         chain[0] = q
         momenta = torch.stack([chain[k][:, 1:] for k in range(big_n)], dim=1)
         events = rambo_map(momenta[:, self._placement], sqrt_s=self.sqrt_s).p  # the exact projection
-        return events, log_w
+        return events, -log_w
 
     # --- inverse ------------------------------------------------------------------------------
     def coordinates(self, events: Tensor) -> _Coordinates:
@@ -235,9 +236,11 @@ class ChainMap:
         outside = ~torch.isfinite(u).all(1) | ~torch.isfinite(log_w)
         return u.masked_fill(outside.unsqueeze(1), math.nan), log_w.masked_fill(outside, -math.inf)
 
-    def inverse(self, events: Tensor) -> tuple[Tensor, Tensor]:
-        """events (n, N, 4) -> u (n, 3N-4) and log w (n,); see :class:`PhaseSpaceMap`."""
-        return self._inverse_from(self.coordinates(events), self.invariants, self.angles)
+    def inverse(self, events: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """events (n, N, 4) -> u (n, 3N-4) and the log-density ``-log w`` (n,); a bijection, so
+        ``generator`` is not used; see :class:`PhaseSpaceMap`."""
+        u, log_w = self._inverse_from(self.coordinates(events), self.invariants, self.angles)
+        return u, torch.where(torch.isfinite(log_w), -log_w, -math.inf)  # no density outside the support
 
     # --- fit ----------------------------------------------------------------------------------
     def fit(self, events: Tensor, weights: Tensor | None = None) -> None:

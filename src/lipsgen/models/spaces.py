@@ -155,11 +155,11 @@ BASE_FIT_EVENTS = 50_000
 
 @dataclass
 class ChartSpace(Space):
-    """A base's chart (docs/design.md, "Bases"): the base map's hypercube u in (0, 1)^(3N-4),
-    Gaussianised as ``z = Phi^-1(u)``, and 4 more standard-normal coordinates so that states keep
-    the shape (n, N, 3) of every backbone. N(0, I) is then exactly the base's distribution on phase
-    space; data are encoded through the map's inverse, the 4 extra coordinates drawn afresh (a
-    trivial fibre, independent of the event, like RAMBO's). Decoding ignores them."""
+    """A base's chart (docs/design.md, "Bases"): the base's hypercube u in (0, 1)^d, Gaussianised
+    as ``z = Phi^-1(u)``, and 3N - d more standard-normal coordinates so that states keep the shape
+    (n, N, 3) of every backbone. N(0, I) is then exactly the base's distribution on phase space;
+    data are encoded through the base's inverse, the extra coordinates drawn afresh (a trivial
+    fibre, independent of the event, like RAMBO's). Decoding ignores them."""
 
     base: PhaseSpaceMap | None = field(default=None, repr=False)
 
@@ -174,7 +174,7 @@ class ChartSpace(Space):
 
     def encode(self, events: Tensor, generator: torch.Generator) -> Tensor:
         base = self._map()
-        u, _ = base.inverse(events.to(torch.float64))
+        u, _ = base.inverse(events.to(torch.float64), generator)
         outside = ~torch.isfinite(u).all(1)
         if bool(outside.any()):
             first = int(torch.nonzero(outside)[0])
@@ -185,16 +185,22 @@ class ChartSpace(Space):
                             device=generator.device).to(z.device)
         return torch.cat([z, extra], dim=1).view(len(u), self.n_particles, 3).float()
 
+    def _events(self, x: Tensor) -> Tensor:
+        base, u = self._map(), self._chart_u(x)
+        events_only = getattr(base, "events", None)
+        return events_only(u) if callable(events_only) else base.forward(u)[0]
+
     def decode(self, x: Tensor) -> Tensor:
-        return self._map().forward(self._chart_u(x.detach()))[0]
+        return self._events(x.detach())
 
     def event_momenta(self, x: Tensor) -> Tensor:
-        return self._map().forward(self._chart_u(x))[0][..., 1:]
+        return self._events(x)[..., 1:]
 
     def reference_log_prob(self, x: Tensor) -> Tensor:
-        # uniform phase space in the chart: density w_M(u) / V_N in u, times the Gaussian of z
-        log_w = self._map().forward(self._chart_u(x.detach()))[1]
-        return standard_normal_log_prob(x) + log_w - math.log(phase_space_volume(self.n_particles, self.sqrt_s))
+        # uniform phase space in the chart over the noise end N(0, I) is 1 / (V_N g): N(0, I) is the
+        # base, of density g on phase space; for a bijection, u has density w_M / V_N = 1 / (V_N g)
+        log_g = self._map().forward(self._chart_u(x.detach()))[1]
+        return standard_normal_log_prob(x) - log_g - math.log(phase_space_volume(self.n_particles, self.sqrt_s))
 
     def fit(self, events: Tensor, weights: Tensor | None = None) -> None:
         """Fit the base's parameters (maximum likelihood) on at most ``BASE_FIT_EVENTS`` events."""
