@@ -9,8 +9,8 @@ Steps per base are set so that the training wall clock is about equal (the chain
 event features cost about a third more per step). Prints a Markdown table (docs/results.md,
 "Bases"). Run each target in its own process with OMP_NUM_THREADS=1 when two share the machine.
 
-Usage: python bench/bases_study.py --work DIR [--targets qqg muon] [--bases uniform chain]
-       [--events N] [--steps uniform=S chain=S]
+Usage: python bench/bases_study.py --work DIR [--targets qqg muon z3 z4] [--models fm-z nf zdiff]
+       [--bases uniform chain chains] [--events N] [--steps fm-z/uniform=S fm-z/chain=S ...]
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import machine  # noqa: E402
 
-TARGETS = {"qqg": ["qqg", "--ycut", "1e-3"], "muon": ["muon"]}
+TARGETS = {"qqg": ["qqg", "--ycut", "1e-3"], "muon": ["muon"],
+           "z3": ["pythia", "--jets", "3", "--workers", "1"], "z4": ["pythia", "--jets", "4", "--workers", "1"]}
+DENSITY_TARGETS = ("qqg", "muon")  # targets with a closed-form density, for exact weights
+# Training steps per model and base at about 4 minutes on one thread (the MLP targets; the transformer
+# of unlabelled targets takes about twice as long per step); override with --steps MODEL/BASE=S.
+DEFAULT_STEPS = {"fm-z/uniform": 8000, "fm-z/chain": 6000, "fm-z/chains": 6000, "zdiff/uniform": 8000,
+                 "zdiff/chain": 6000, "zdiff/chains": 6000, "nf/uniform": 2000, "nf/chain": 2000, "nf/chains": 1500}
 
 
 def run(command: list[str], log: Path) -> float:
@@ -51,21 +57,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    parser.add_argument("--models", nargs="+", default=["fm-z"])
     parser.add_argument("--bases", nargs="+", default=["uniform", "chain"])
     parser.add_argument("--events", type=int, default=200_000, help="training events")
     parser.add_argument("--truth", type=int, default=50_000, help="truth and plain-sample events")
     parser.add_argument("--weighted", type=int, default=20_000, help="weighted events")
-    parser.add_argument("--steps", nargs="+", default=["uniform=8000", "chain=6000"],
-                        help="training steps per base, BASE=STEPS (default: about equal wall clock)")
+    parser.add_argument("--steps", nargs="+", default=[],
+                        help="training steps, MODEL/BASE=STEPS (defaults: about 4 minutes each, DEFAULT_STEPS)")
     args = parser.parse_args()
-    steps = dict(item.split("=") for item in args.steps)
+    steps = {**{k: str(v) for k, v in DEFAULT_STEPS.items()}, **dict(item.split("=") for item in args.steps)}
     lipsgen = [sys.executable, "-m", "lipsgen"]
     import h5py
 
     print(f"Machine: {machine()}\n")
-    print("| target | base | steps | train (s) | plain AUC | below ycut | weighted AUC | ESS / event | "
+    print("| target | model | base | steps | train (s) | plain AUC | below ycut | weighted AUC | ESS / event | "
           "unweighting eff. (bootstrap) | unweighting eff. (raw max) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for target in args.targets:
         work = args.work / target
         work.mkdir(parents=True, exist_ok=True)
@@ -75,30 +82,34 @@ def main() -> None:
             if not path.exists():
                 run(lipsgen + ["data", *TARGETS[target], "--events", str(n), "--out", str(path),
                                "--seed", str(seed)], log)
-        for base in args.bases:
-            out = work / base
-            plain, weighted = work / f"{base}_plain.h5", work / f"{base}_weighted.h5"
-            train_s = run(lipsgen + ["train", "--data", str(train_file), "--model", "fm-z", "--base", base,
-                                     "--out", str(out), "--max-steps", steps[base]], log)
+        for model, base in ((m, b) for m in args.models for b in args.bases):
+            name = f"{model}_{base}"
+            out = work / name
+            plain, weighted = work / f"{name}_plain.h5", work / f"{name}_weighted.h5"
+            train_s = run(lipsgen + ["train", "--data", str(train_file), "--model", model, "--base", base,
+                                     "--out", str(out), "--max-steps", steps[f"{model}/{base}"]], log)
             run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.truth), "--out", str(plain),
                            "--seed", "3", "--force"], log)
-            run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.weighted), "--out", str(weighted),
-                           "--weights", "--steps", "20", "--seed", "4", "--force"], log)
-            report = work / f"{base}_report"
-            run(lipsgen + ["evaluate", "--truth", str(truth_file), "--samples", str(plain), "--samples",
-                           str(weighted), "--out", str(report), "--force"], log)
-            metrics = json.loads((report / "metrics.json").read_text())
-            with h5py.File(weighted) as f:
-                w = np.asarray(f["weights"])
-            boot, raw = unweighting_efficiencies(w)
-            ess = float(w.sum() ** 2 / (w**2).sum() / len(w))
-            rows = {name: m for name, m in metrics["samples"].items()}
-            plain_m, weighted_m = rows[plain.stem], rows[weighted.stem]
-            below = plain_m["outside_support"]
-            below_text = "-" if below is None else f"{100 * below:.2f}%"
-            print(f"| {target} | {base} | {steps[base]} | {train_s:.0f} | {plain_m['auc']:.3f} | "
-                  f"{below_text} | {weighted_m['auc']:.3f} | {ess:.3f} | {boot:.3f} | {raw:.3f} |",
-                  flush=True)
+            has_density = target in DENSITY_TARGETS
+            if has_density:
+                run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.weighted), "--out", str(weighted),
+                               "--weights", "--steps", "20", "--seed", "4", "--force"], log)
+            report = work / f"{name}_report"
+            run(lipsgen + ["evaluate", "--truth", str(truth_file), "--samples", str(plain)]
+                + (["--samples", str(weighted)] if has_density else []) + ["--out", str(report), "--force"], log)
+            samples = json.loads((report / "metrics.json").read_text())["samples"]
+            below = samples[plain.stem]["outside_support"]
+            cells = [target, model, base, steps[f"{model}/{base}"], f"{train_s:.0f}",
+                     f"{samples[plain.stem]['auc']:.3f}", "-" if below is None else f"{100 * below:.2f}%"]
+            if has_density:
+                with h5py.File(weighted) as f:
+                    w = np.asarray(f["weights"])
+                boot, raw = unweighting_efficiencies(w)
+                ess = float(w.sum() ** 2 / (w**2).sum() / len(w))
+                cells += [f"{samples[weighted.stem]['auc']:.3f}", f"{ess:.3f}", f"{boot:.3f}", f"{raw:.3f}"]
+            else:
+                cells += ["-"] * 4  # no target density: no exact weights
+            print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
