@@ -213,3 +213,15 @@ def test_convert_of_unweighted_events_drops_stale_weight_attributes(tmp_path):
     attributes = read_events(target)[1]
     assert read_weights(target) is None
     assert "weighted" not in attributes and "weight_ess_per_event" not in attributes
+
+
+def test_a_file_without_sqrt_s_is_read_at_its_events_energy(tmp_path):
+    events = QQG(1e-3, sqrt_s=91.19).sample(100, seed=5)
+    path = tmp_path / "bare.npz"
+    np.savez(path, momenta=events.numpy())
+    back, attributes = load_events(path)
+    assert attributes["sqrt_s"] == pytest.approx(91.19, rel=1e-12) and torch.equal(back, events)
+    mixed = torch.cat([events, QQG(1e-3, sqrt_s=10.0).sample(100, seed=6)])
+    np.savez(path, momenta=mixed.numpy())
+    with pytest.raises(EventFileError, match="not in its centre-of-momentum frame at sqrt_s = 1"):  # no common energy
+        load_events(path)

@@ -332,3 +332,15 @@ def test_hepmc_bad_input_names_the_event(tmp_path):
     result = run_cli("convert", str(tmp_path / "few.h5"), str(tmp_path / "o.h5"), "--jets", "3")
     assert result.returncode == 1 and "HepMC3" in result.stderr
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_an_lhe_file_named_hepmc_is_named_as_lhe(tmp_path):
+    from lipsgen.io import write_events
+    from lipsgen.targets import QQG
+
+    wrong = tmp_path / "events.hepmc3"
+    lhe = tmp_path / "events.lhe"
+    write_events(lhe, QQG(1e-3, sqrt_s=91.19).sample(20, seed=1), {"target": "qqg", "sqrt_s": 91.19, "ycut": 1e-3})
+    wrong.write_bytes(lhe.read_bytes())
+    result = run_cli("convert", str(wrong), str(tmp_path / "jets.h5"), "--jets", "3")
+    assert result.returncode == 1 and "this is a Les Houches (LHE) file, not HepMC; name it .lhe" in result.stderr

@@ -111,7 +111,8 @@ def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
         given = [TARGET_FLAGS[k][0] for k in TARGET_FLAGS if getattr(args, k) is not None]
         if given or args.sqrt_s is not None:
             raise ValueError(f"{', '.join(given + (['--sqrt-s'] if args.sqrt_s is not None else []))}: target "
-                             f"options go with --target or --density, not --data")
+                             f"options go with --target or --density, not --data (events are trained at their "
+                             f"file's energy; to rescale them: lipsgen convert IN OUT --to-cm --sqrt-s E)")
         if args.window_events is not None:
             from ..training.streaming import StreamedEvents
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ..coordinates.rambo import to_cm_frame
@@ -122,7 +123,8 @@ def load_events(
 ) -> tuple[Tensor, dict[str, Any]]:
     """Read a user's event file and check it is massless phase space in the CM frame.
 
-    ``sqrt_s`` defaults to the file's ``sqrt_s`` attribute (else 1). With ``to_cm`` every event is
+    ``sqrt_s`` defaults to the file's ``sqrt_s`` attribute, else to the total energy all its events
+    share, else 1. With ``to_cm`` every event is
     boosted to its CM frame and rescaled to ``sqrt_s``; without it, events off their CM frame or
     off ``sqrt_s`` are refused, naming the first. Non-massless particles are always refused.
 
@@ -133,9 +135,24 @@ def load_events(
     training and evaluation downstream see exact events. Exact files are returned unchanged.
     """
     events, attributes = read_events(path)
-    energy = float(attributes.get("sqrt_s", 1.0)) if sqrt_s is None else sqrt_s
+    if sqrt_s is not None:
+        energy = sqrt_s
+    elif "sqrt_s" in attributes:
+        energy = float(attributes["sqrt_s"])
+    else:
+        energy = _common_total_energy(events, FILE_RTOL if cm_rtol is None else cm_rtol)
     events = checked_phase_space(events, energy, str(path), to_cm=to_cm, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
     return events, {**attributes, "sqrt_s": energy}
+
+
+def _common_total_energy(events: Tensor, rtol: float) -> float:
+    """The total energy every event of a file without a ``sqrt_s`` attribute shares (within
+    ``rtol``), or 1 (the unit default) when they do not share one."""
+    if len(events) == 0:
+        return 1.0
+    totals = events[..., 0].to(torch.float64).sum(1)
+    energy = float(totals.median())
+    return energy if energy > 0 and bool(((totals - energy).abs() <= rtol * energy).all()) else 1.0
 
 
 def checked_phase_space(events: Tensor, sqrt_s: float, where: str, *, to_cm: bool = False,

@@ -27,6 +27,20 @@ def _event_records(path: Path) -> int:
         return sum(1 for line in f if line.startswith(b"E "))
 
 
+def _refuse_other_formats(path: Path) -> None:
+    """Name a file whose content is another format (an LHE file called .hepmc3), which the HepMC
+    reader would only call corrupt."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4096).lstrip()
+    except OSError:
+        return  # unreadable: the HepMC reader says so
+    if head.startswith(b"<LesHouchesEvents") or b"<LesHouchesEvents" in head[:200]:
+        raise EventFileError(f"{path}: this is a Les Houches (LHE) file, not HepMC; name it .lhe (or .lhe.gz) "
+                             f"and convert it as LHE")
+
+
 def read_final_states_hepmc(path: str | os.PathLike[str]) -> tuple[list[np.ndarray], dict[str, Any]]:
     """The final-state (status 1) particles of every event, a list of (m_i, 4) float64 arrays
     (E, px, py, pz) in GeV, and attributes ``sqrt_s`` (the first event's beam invariant mass) and
@@ -40,6 +54,7 @@ def read_final_states_hepmc(path: str | os.PathLike[str]) -> tuple[list[np.ndarr
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such event file")
+    _refuse_other_formats(path)
     events: list[np.ndarray] = []
     sqrt_s = None
     try:
