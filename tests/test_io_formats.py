@@ -225,3 +225,20 @@ def test_a_file_without_sqrt_s_is_read_at_its_events_energy(tmp_path):
     np.savez(path, momenta=mixed.numpy())
     with pytest.raises(EventFileError, match="not in its centre-of-momentum frame at sqrt_s = 1"):  # no common energy
         load_events(path)
+
+
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.19])
+def test_lhe_scalup_is_each_events_own_resolution(tmp_path, sqrt_s):
+    """SCALUP = the Durham kT of the softest emission (the shower starts below it), sqrt_s without one."""
+    from lipsgen.jets.clustering import durham_resolutions
+
+    events = QQG(1e-3, sqrt_s=sqrt_s).sample(300, seed=7)
+    path = tmp_path / "qqg.lhe"
+    write_events(path, events, {"target": "qqg", "sqrt_s": sqrt_s, "ycut": 1e-3})
+    scales = np.array([float(e.eventinfo.scale) for e in pylhe.LHEFile.fromfile(path).events])
+    y23 = durham_resolutions(events, [2])[2]  # FastJet's Durham y of the last merge: y_23 s = kT^2
+    np.testing.assert_allclose(scales, np.sqrt(y23) * sqrt_s, rtol=1e-9)
+    assert (scales < 0.999 * sqrt_s).all()
+    muon = tmp_path / "muon.lhe"
+    write_events(muon, MuonDecay(sqrt_s=sqrt_s).sample(10, seed=8), {"target": "muon", "sqrt_s": sqrt_s})
+    assert all(float(e.eventinfo.scale) == sqrt_s for e in pylhe.LHEFile.fromfile(muon).events)

@@ -23,11 +23,11 @@ from .._version import __version__
 from .atomic import atomic_output
 from .errors import EventFileError
 
-__all__ = ["write_events_lhe", "read_events_lhe", "read_final_states_lhe", "read_weights_lhe"]
+__all__ = ["shower_scales", "write_events_lhe", "read_events_lhe", "read_final_states_lhe", "read_weights_lhe"]
 
 # Full double precision for momenta and event weights; the rest as pylhe's default.
 _FORMAT_FIELDS: dict[str, Any] = dict(
-    eventinfo="{nparticles:3d} {pid:6d} {weight: .16e} {scale: 15.10e} {aqed: 15.10e} {aqcd: 15.10e}",
+    eventinfo="{nparticles:3d} {pid:6d} {weight: .16e} {scale: .16e} {aqed: 15.10e} {aqcd: 15.10e}",
     particle="{id:5d} {status:3d} {mother1:3d} {mother2:3d} {color1:4d} {color2:4d} "
     "{px: .16e} {py: .16e} {pz: .16e} {e: .16e} {m: .16e} {lifetime: 10.4e} {spin: 10.4e}",
     # beam energies at full precision too: sqrt_s is read back from them
@@ -59,6 +59,24 @@ def _colours(pdg_ids: Sequence[int]) -> list[tuple[int, int]]:
     return colours
 
 
+def shower_scales(events: Tensor, pdg_ids: Sequence[int], sqrt_s: float) -> Tensor:
+    """Each event's SCALUP (m,): the Durham kT of its softest resolved emission,
+    ``min_ij sqrt(2 min(E_i, E_j)^2 (1 - cos theta_ij))`` over pairs of coloured partons, so that a
+    shower started from it does not emit above the matrix element's own resolution (double
+    counting); ``sqrt_s`` for events with fewer than 3 coloured partons (no emission to resolve)."""
+    coloured = [i for i, pid in enumerate(pdg_ids) if pid == _GLUON or 1 <= abs(pid) <= 6]
+    if len(coloured) < 3:
+        return torch.full((len(events),), float(sqrt_s), dtype=torch.float64)
+    partons = events[:, coloured].to(torch.float64)
+    energy = partons[..., 0]
+    direction = partons[..., 1:] / torch.linalg.vector_norm(partons[..., 1:], dim=-1, keepdim=True)
+    one_minus_cos = (direction.unsqueeze(2) - direction.unsqueeze(1)).square().sum(-1) / 2  # exact for small angles
+    softer = torch.minimum(energy.unsqueeze(2), energy.unsqueeze(1))
+    kt2 = 2 * softer.square() * one_minus_cos
+    pairs = torch.triu_indices(len(coloured), len(coloured), 1)
+    return kt2[:, pairs[0], pairs[1]].min(dim=1).values.sqrt()
+
+
 def _lhe_events(events: Iterable[Tensor], pdg_ids: Sequence[int], sqrt_s: float,
                 weights: Tensor | None) -> Iterator[pylhe.LHEEvent]:
     half = sqrt_s / 2
@@ -69,7 +87,8 @@ def _lhe_events(events: Iterable[Tensor], pdg_ids: Sequence[int], sqrt_s: float,
     ]
     index = 0
     for chunk in events:
-        for event in chunk.detach().to("cpu", torch.float64).numpy():
+        chunk = chunk.detach().to("cpu", torch.float64)
+        for event, scale in zip(chunk.numpy(), shower_scales(chunk, pdg_ids, sqrt_s).tolist()):
             weight = 1.0 if weights is None else float(weights[index])
             index += 1
             outgoing = [
@@ -77,7 +96,7 @@ def _lhe_events(events: Iterable[Tensor], pdg_ids: Sequence[int], sqrt_s: float,
                                   0.0, 0.0, 9.0)
                 for pid, (c1, c2), (e, px, py, pz) in zip(pdg_ids, colours, event)
             ]
-            info = pylhe.LHEEventInfo(len(outgoing) + 2, 1, weight, sqrt_s, 1 / 137.035999, 0.118)
+            info = pylhe.LHEEventInfo(len(outgoing) + 2, 1, weight, scale, 1 / 137.035999, 0.118)
             yield pylhe.LHEEvent(eventinfo=info, particles=beams + outgoing)
 
 
