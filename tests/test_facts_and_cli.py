@@ -157,3 +157,23 @@ def test_counts_accept_integral_floats_and_dir_lists_each_name_once():
     lipsgen.rambo_map  # noqa: B018 (loads the name lazily)
     names = dir(lipsgen)
     assert len(names) == len(set(names)) and "rambo_map" in names
+
+
+def test_resume_refuses_what_it_would_otherwise_ignore(tmp_path):
+    data, other = tmp_path / "muon.h5", tmp_path / "other.h5"
+    for path, seed in ((data, "1"), (other, "2")):
+        assert run_cli("data", "muon", "--events", "600", "--out", str(path), "--seed", seed).returncode == 0
+    out = str(tmp_path / "run")
+    base = ["train", "--data", str(data), "--model", "fm-z", "--out", out]
+    assert run_cli(*base, "--max-steps", "6", "--stop-after", "3").returncode == 0
+    for extra, message in ((["--lr", "0.5"], "lr: 0.001 in the checkpoint, 0.5 now"),
+                           (["--batch-size", "64"], "batch_size: 512 in the checkpoint, 64 now"),
+                           (["--seed", "9"], "seed: 0 in the checkpoint, 9 now"),
+                           (["--max-events", "300"], "max_events: None in the checkpoint, 300 now"),
+                           (["--preset", "paper-muon"], "cannot resume")):
+        result = run_cli(*base, "--resume", *extra)
+        assert result.returncode == 1 and message in result.stderr, (extra, result.stderr)
+    result = run_cli("train", "--data", str(other), "--model", "fm-z", "--out", out, "--resume")
+    assert result.returncode == 1 and "trained on other events" in result.stderr
+    result = run_cli(*base, "--resume")  # plain --resume continues to the recorded 6 steps
+    assert result.returncode == 0 and "6 steps" in result.stderr, result.stderr

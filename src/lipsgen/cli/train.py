@@ -36,9 +36,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="model: " + "; ".join(f"{k}: {v}" for k, v in MODEL_HELP.items()))
     parser.add_argument("--backbone", choices=["mlp", "transformer"], default=None,
                         help="network (default: mlp for labelled targets, transformer otherwise)")
-    parser.add_argument("--preset", choices=list(PRESETS), default="cpu", metavar="PRESET",
+    parser.add_argument("--preset", choices=list(PRESETS), default=None, metavar="PRESET",
                         help="settings preset: " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items())
-                        + " (steps, batch and network per model: lipsgen.training.resolve_preset)")
+                        + " (steps, batch and network per model: lipsgen.training.resolve_preset); default cpu, "
+                        "or with --resume the checkpoint's")
     parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="cap on optimiser steps (cpu preset: 15000 for MLP models, 6000 for the transformer, "
                         "4000 and 3000 for Langevin); with --resume, the new total, which may extend the run")
@@ -55,7 +56,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--window-events", type=positive_int, default=None,
                         help="stream the --data HDF5 file in shuffled windows of about this many events instead of "
                         "loading it (bounded memory, for files larger than memory; lipsgen.training.streaming)")
-    parser.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_value, default=None,
+                        help="random seed (default 0, or with --resume the checkpoint's)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -78,6 +80,15 @@ def _density_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     given = {k: getattr(args, k) for k in TARGET_OPTIONS[args.target] if getattr(args, k) is not None}
     target = make_target(args.target, sqrt_s=sqrt_s, **given)
     return target, {"target": target.name, "n_particles": target.n_particles, **target.parameters()}
+
+
+def _data_fingerprint(sample: Any, n_events: int) -> str:
+    """A short digest of training events (n, N, 4) and their count: a resumed run refuses other data."""
+    import hashlib
+
+    stride = max(1, len(sample) // 4096)
+    rows = sample[::stride].contiguous().numpy().tobytes()
+    return f"{n_events}:{hashlib.sha256(rows).hexdigest()[:16]}"
 
 
 def _base_cut(base: str, n_particles: int, attributes: dict[str, Any]) -> float:
@@ -121,6 +132,9 @@ def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
         else:
             events, attributes = load_events(args.data)
             n_particles = int(events.shape[1])
+        sample = events.fit_sample() if args.window_events is not None else events
+        n_data = events.n_events if args.window_events is not None else len(events)
+        attributes = {**attributes, "data_fingerprint": _data_fingerprint(sample, n_data)}
     elif args.window_events is not None:
         raise ValueError("--window-events streams the events of --data; training from a density has none")
     else:
@@ -132,22 +146,27 @@ def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
     model_config = ModelConfig(model=args.model, n_particles=n_particles, target=target,
                                sqrt_s=float(attributes["sqrt_s"]), backbone=backbone, lift=args.lift,
                                base=args.base, base_ycut=_base_cut(args.base, n_particles, attributes))
-    model_config, train_config = resolve_preset(args.preset, model_config)
-    overrides = {k: v for k, v in (("steps", args.max_steps), ("batch_size", args.batch_size), ("lr", args.lr),
+    model_config, train_config = resolve_preset(args.preset or "cpu", model_config)
+    overrides = {k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
                                    ("max_events", args.max_events), ("window_events", args.window_events))
                  if v is not None}
-    if "steps" in overrides:
-        overrides["steps"] = min(overrides["steps"], train_config.steps)
-        overrides["checkpoint_every"] = min(train_config.checkpoint_every, overrides["steps"])
-        overrides["warmup_steps"] = min(train_config.warmup_steps, max(1, overrides["steps"] // 10))
-    train_config = replace(train_config, seed=args.seed, **overrides)
-    if args.resume and args.max_steps is not None:
-        # extending (or shortening) a run: the checkpoint's settings with a new total step count
+    if args.resume:
+        # the checkpoint's settings, with only what this command names changed: the trainer refuses
+        # any change but the total step count, so a changed --lr, --batch-size or --seed is never ignored
         from ..training import TrainConfig
         from ..training.checkpoint import read_checkpoint
 
         recorded = TrainConfig.from_dict(read_checkpoint(args.out / CHECKPOINT)["train_config"])
-        train_config = replace(recorded, steps=args.max_steps)
+        chosen = train_config if args.preset is not None else recorded
+        train_config = replace(chosen, steps=args.max_steps or recorded.steps,
+                               checkpoint_every=recorded.checkpoint_every, warmup_steps=recorded.warmup_steps,
+                               **overrides)
+    else:
+        if args.max_steps is not None:
+            overrides["steps"] = steps = min(args.max_steps, train_config.steps)
+            overrides["checkpoint_every"] = min(train_config.checkpoint_every, steps)
+            overrides["warmup_steps"] = min(train_config.warmup_steps, max(1, steps // 10))
+        train_config = replace(train_config, **{"seed": 0, **overrides})
     result = train(events, model_config, train_config, args.out, resume=args.resume, device=device,
                    data_attributes=attributes, density=density, world=world, stop_after=args.stop_after)
     streamed = f" (streamed in windows of {args.window_events})" if args.window_events else ""

@@ -202,6 +202,8 @@ def train(
     ema = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
     step = 0
     checkpoint_path = out / CHECKPOINT
+    # plain scalars only (as read_events returns them): checkpoints load with weights_only=True
+    data_record = {str(k): v for k, v in (data_attributes or {}).items() if isinstance(v, (str, int, float, bool))}
     if resume:
         state = read_checkpoint(checkpoint_path, device)
         found = ModelConfig.from_dict(state["model_config"])
@@ -214,6 +216,10 @@ def train(
                       for k, v in found_train.to_dict().items() if getattr(train_config, k) != v]
             raise CheckpointError(f"{checkpoint_path}: cannot resume with different training settings "
                                   f"({'; '.join(differ)})")
+        before, now = state.get("data", {}).get("data_fingerprint"), data_record.get("data_fingerprint")
+        if before is not None and now is not None and before != now:
+            raise CheckpointError(f"{checkpoint_path}: the run was trained on other events (fingerprint {before}, "
+                                  f"now {now}); resume with the same --data")
         model.load_state_dict(state["model"])
         model.net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
@@ -230,8 +236,6 @@ def train(
             raise CheckpointError(f"{checkpoint_path}: the run is at step {step}, beyond the {train_config.steps} "
                                   f"steps asked for")
 
-    # plain scalars only (as read_events returns them): checkpoints load with weights_only=True
-    data_record = {str(k): v for k, v in (data_attributes or {}).items() if isinstance(v, (str, int, float, bool))}
 
     def snapshot() -> dict[str, Any]:
         return {
