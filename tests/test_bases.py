@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import assert_matches_cdf, run_cli
-from lipsgen.bases import ChainMap, ChannelMixture, PhaseSpaceMap, chain_orderings, make_base
+from lipsgen.bases import ChainMap, ChannelMixture, PhaseSpaceMap, chain_orderings, colour_orderings, make_base
 from lipsgen.kinematics import phase_space_volume, scaled_pair_invariants
 from lipsgen.models.model import GenerativeModel, ModelConfig
 from lipsgen.targets import QQG
@@ -272,3 +272,14 @@ def test_mixture_gives_no_density_outside_its_channels_support():
     below = scaled_pair_invariants(events, 1.0)[:, [0, 0, 1], [1, 2, 2]].min(1).values <= 0.05
     assert bool(below.any()) and bool((log_g[below] == -math.inf).all()) and bool(torch.isnan(u[below]).all())
     assert bool(torch.isfinite(log_g[~below]).all()) and bool(torch.isfinite(u[~below]).all())
+
+
+def test_colour_orderings_follow_the_loop():
+    assert sorted(colour_orderings(3)) == sorted(chain_orderings(3))
+    orders = colour_orderings(5)
+    assert len(orders) == 10 and [0, 1, 2, 3, 4] in orders and [0, 4, 3, 2, 1] in orders
+    neighbours = lambda a, b: (b - a) % 5 in (1, 4)
+    for order in orders:  # the chain's pairs are neighbours on the loop (the first two in either order)
+        assert neighbours(order[0], order[1]) and (neighbours(order[0], order[2]) or neighbours(order[1], order[2]))
+        assert all(neighbours(a, b) for a, b in zip(order[2:], order[3:]))
+    assert make_base("colour", 10, 1.0).dim == 27

@@ -104,7 +104,9 @@ BASE_HELP = {
              "particles, the data's ycut folded in exactly); suits singular QCD targets whose particles have fixed "
              "roles (qqg; jets sorted by energy)",
     "chains": "a mixture of chain bases in every particle ordering (N <= 5), weights fitted by EM: suits unlabelled "
-              "singular targets (jets, antenna events)",
+              "singular targets (jets)",
+    "colour": "a mixture of chain bases along the colour loop 0-1-...-(N-1)-0 (its rotations and reflections, "
+              "2N channels): suits particles labelled in colour order (colour-ordered antennas)",
 }
 
 # Pythia jet data (lipsgen data pythia): the Z pole in GeV (Pythia's default Z mass) and the events

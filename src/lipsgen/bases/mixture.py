@@ -22,7 +22,7 @@ from torch import Tensor
 from .chain import ChainMap
 from .protocol import PhaseSpaceMap
 
-__all__ = ["ChannelMixture", "chain_orderings", "chain_mixture"]
+__all__ = ["ChannelMixture", "chain_orderings", "colour_orderings", "chain_mixture"]
 
 # EM rounds of a fit, and the largest particle count whose chain orderings are all used
 EM_ROUNDS = 4
@@ -131,10 +131,30 @@ def chain_orderings(n_particles: int) -> list[list[int]]:
     return [list(p) for p in itertools.permutations(range(n_particles)) if p[0] < p[1]]
 
 
-def chain_mixture(n_particles: int, sqrt_s: float, *, ycut: float = 0.0) -> ChannelMixture:
-    """Chain bases in every ordering (:func:`chain_orderings`), for unlabelled particles."""
-    if n_particles > MAX_MIXTURE_PARTICLES:
+def _canonical(order: Sequence[int]) -> tuple[int, ...]:
+    """A chain order with its first two swapped into increasing order (the same density)."""
+    first, second, *rest = order
+    return (min(first, second), max(first, second), *rest)
+
+
+def colour_orderings(n_particles: int) -> list[list[int]]:
+    """The chain orders along one colour loop 0-1-...-(N-1)-0: its N rotations, both directions
+    (up to the swap of the first two), 2N or fewer channels: the leading-colour structure of
+    particles labelled in colour order."""
+    identity = list(range(n_particles))
+    loops = [identity[k:] + identity[:k] for k in range(n_particles)]
+    distinct = dict.fromkeys(_canonical(o) for loop in loops for o in (loop, loop[::-1]))
+    return [list(o) for o in distinct]
+
+
+def chain_mixture(n_particles: int, sqrt_s: float, *, ycut: float = 0.0, colour: bool = False) -> ChannelMixture:
+    """Chain bases in every ordering (:func:`chain_orderings`), for unlabelled particles, or with
+    ``colour`` along the colour loop of labelled particles (:func:`colour_orderings`)."""
+    if colour:
+        orders = colour_orderings(n_particles)
+    elif n_particles > MAX_MIXTURE_PARTICLES:
         raise ValueError(f"the chain mixture uses all {math.factorial(n_particles) // 2} orderings of {n_particles} "
                          f"particles; it is offered up to {MAX_MIXTURE_PARTICLES} particles")
-    return ChannelMixture([ChainMap(n_particles, sqrt_s, ycut=ycut, order=order)
-                           for order in chain_orderings(n_particles)])
+    else:
+        orders = chain_orderings(n_particles)
+    return ChannelMixture([ChainMap(n_particles, sqrt_s, ycut=ycut, order=order) for order in orders])

@@ -49,7 +49,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="the noise end: " + "; ".join(f"{k}: {v}" for k, v in BASE_HELP.items())
                         + "; or MODULE:FUNCTION, a user's PhaseSpaceMap (lipsgen.bases). Bases other than uniform "
                         "need a z-space model (fm-z, zdiff, nf); the data's ycut is folded into the base where it "
-                        "can be (chain, chains: 3 particles)")
+                        "can be (chain bases: 3 particles)")
     parser.add_argument("--lift", choices=["exact", "fixed"], default="exact",
                         help="lifting of data to q-space: exact fibre law (default) or the paper's fixed embedding")
     parser.add_argument("--max-events", type=positive_int, default=None, help="use at most this many events")
@@ -97,7 +97,7 @@ def _base_cut(base: str, n_particles: int, attributes: dict[str, Any]) -> float:
     ycut = float(attributes.get("ycut") or 0.0)
     if base == "uniform" or ycut == 0.0:
         return 0.0
-    if base in ("chain", "chains") and n_particles != 3:
+    if base in ("chain", "chains", "colour") and n_particles != 3:
         print(f"note: the chain base cannot fold ycut = {ycut:g} for {n_particles} particles; its support is all "
               f"of phase space (lipsgen sample --apply-cuts applies the cut)", file=sys.stderr)
         return 0.0
