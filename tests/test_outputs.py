@@ -124,3 +124,31 @@ def test_a_dropped_sigterm_still_stops_the_write(tmp_path, monkeypatch):
     with pytest.raises(Terminated):
         write_events(tmp_path / "e.h5", MuonDecay().sample(100, seed=1), {"target": "muon"})
     assert not list(tmp_path.iterdir())
+
+
+def test_sample_refuses_outputs_that_cannot_fit_before_any_work(tmp_path, monkeypatch):
+    import os
+    import shutil
+    from collections import namedtuple
+
+    from conftest import run_cli
+    from lipsgen.models.model import ModelConfig
+    from lipsgen.targets import MuonDecay
+    from lipsgen.training import TrainConfig, train
+
+    train(MuonDecay().sample(200, seed=1), ModelConfig(model="fm-z", n_particles=3, target="muon", width=16, depth=1,
+                                                       time_dim=8),
+          TrainConfig(steps=2, batch_size=64, checkpoint_every=2, warmup_steps=1), tmp_path / "m", progress=False)
+    model = str(tmp_path / "m" / "model.pt")
+    # a machine with 100 GiB of free disk and 24 GiB of memory, whatever this one has
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**40, 0, 100 * 2**30))
+    sysconf = os.sysconf
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 6 * 2**20}.get(name)
+                        or sysconf(name))
+    for name, message in (("huge.h5", "the disk has 100 GiB free"), ("huge.lhe", "the disk has 100 GiB free"),
+                          ("big.npz", "are written from memory")):
+        events = "1e12" if name.startswith("huge") else "5e8"
+        result = run_cli("sample", model, "--events", events, "--out", str(tmp_path / name))
+        assert result.returncode == 1 and message in result.stderr, (name, result.stderr)
+        assert not (tmp_path / name).exists()

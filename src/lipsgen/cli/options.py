@@ -117,3 +117,31 @@ def base_name(value: str) -> str:
         return value
     raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(BASE_HELP)}, "
                                      f"or MODULE:FUNCTION)")
+
+
+# Bytes an output holds per particle: HDF5 and npz store 4 float64; LHE prints a line of ~230 bytes.
+_BYTES_PER_PARTICLE = {"hdf5": 32, "npz": 32, "lhe": 230}
+
+
+def check_output_size(out: Path, n_events: int, n_particles: int) -> None:
+    """Refuse, before any work, an output the disk cannot hold, or (npz, LHE: written from memory)
+    that memory cannot hold."""
+    import os
+    import shutil
+
+    from ..io import event_format
+
+    fmt = event_format(out)
+    needed = n_events * n_particles * _BYTES_PER_PARTICLE[fmt]
+    folder = out.parent if str(out.parent) else Path(".")
+    free = shutil.disk_usage(folder if folder.is_dir() else Path(".")).free
+    if needed > free:
+        raise ValueError(f"{out}: {n_events} events of {n_particles} particles need about {needed / 2**30:.3g} GiB, "
+                         f"the disk has {free / 2**30:.3g} GiB free")
+    if fmt != "hdf5":
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        in_memory = n_events * n_particles * 32
+        if in_memory > memory // 2:
+            raise ValueError(f"{out}: {fmt} files are written from memory and {n_events} events need about "
+                             f"{in_memory / 2**30:.3g} GiB of this machine's {memory / 2**30:.3g} GiB; write HDF5 "
+                             f"(.h5), which streams, and convert in parts")

@@ -13,6 +13,7 @@ from typing import Any
 from .options import (
     add_force_option,
     check_output,
+    check_output_size,
     non_negative_int,
     positive_float,
     positive_int,
@@ -71,6 +72,7 @@ def _sample(args: argparse.Namespace, world: Any, device: Any) -> int:
     if args.density and not args.weights:
         raise ValueError("--density is the target density of weighted sampling: add --weights")
     model, state = load_model(args.checkpoint, device)
+    check_output_size(args.out, args.events, model.config.n_particles)
     density: Density | None = None
     if args.weights:
         model.check_density()

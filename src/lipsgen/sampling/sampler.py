@@ -192,7 +192,7 @@ Draw = Callable[[int, int, int], dict[str, Any]]
 def _batches_in_order(draw: Draw, n_events: int, batch_size: int, world: World) -> Iterator[tuple[int, dict]]:
     """(first event, arrays) of every batch, in order, on rank 0; the batches are drawn round-robin
     by the ranks, K at a time, and gathered. Other ranks draw theirs and yield nothing."""
-    offsets = list(range(0, n_events, batch_size))
+    offsets = range(0, n_events, batch_size)  # a range, not a list: any number of events
     for first in range(0, len(offsets), world.size):
         mine = first + world.rank
         value = draw(mine, offsets[mine], min(batch_size, n_events - offsets[mine])) if mine < len(offsets) else None
