@@ -31,6 +31,9 @@ from common import machine  # noqa: E402
 TARGETS = {"qqg": ["qqg", "--ycut", "1e-3"], "muon": ["muon"],
            "z3": ["pythia", "--jets", "3", "--workers", "1"], "z4": ["pythia", "--jets", "4", "--workers", "1"]}
 DENSITY_TARGETS = ("qqg", "muon")  # targets with a closed-form density, for exact weights
+# densities without an event sampler: nf trained from the density alone, judged by its weights only
+DENSITY_ONLY = {"antenna5": ["--target", "antenna", "--particles", "5", "--ycut", "1e-3"],
+                "antenna10": ["--target", "antenna", "--particles", "10", "--ycut", "1e-3"]}
 # Training steps per model and base at about 4 minutes on one thread (the MLP targets; the transformer
 # of unlabelled targets takes about twice as long per step); override with --steps MODEL/BASE=S.
 DEFAULT_STEPS = {"fm-z/uniform": 8000, "fm-z/chain": 6000, "fm-z/chains": 6000, "zdiff/uniform": 8000,
@@ -56,7 +59,7 @@ def unweighting_efficiencies(weights: np.ndarray, replicas: int = 100, seed: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=[*TARGETS, *DENSITY_ONLY])
     parser.add_argument("--models", nargs="+", default=["fm-z"])
     parser.add_argument("--bases", nargs="+", default=["uniform", "chain"])
     parser.add_argument("--events", type=int, default=200_000, help="training events")
@@ -77,6 +80,9 @@ def main() -> None:
         work = args.work / target
         work.mkdir(parents=True, exist_ok=True)
         log = work / "log.txt"
+        if target in DENSITY_ONLY:
+            density_only(target, args, steps, lipsgen, work, log)
+            continue
         train_file, truth_file = work / "train.h5", work / "truth.h5"
         for path, n, seed in ((train_file, args.events, 1), (truth_file, args.truth, 2)):
             if not path.exists():
@@ -110,6 +116,26 @@ def main() -> None:
             else:
                 cells += ["-"] * 4  # no target density: no exact weights
             print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def density_only(target: str, args: argparse.Namespace, steps: dict[str, str], lipsgen: list[str], work: Path,
+                 log: Path) -> None:
+    """nf from the density alone, per base: the weights' ESS, unweighting efficiencies and integral."""
+    import h5py
+
+    for base in args.bases:
+        out, weighted = work / f"nf_{base}", work / f"nf_{base}_weighted.h5"
+        train_s = run(lipsgen + ["train", *DENSITY_ONLY[target], "--model", "nf", "--base", base, "--out", str(out),
+                                 "--max-steps", steps[f"nf/{base}"], "--seed", "1"], log)
+        run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.weighted), "--out", str(weighted),
+                       "--weights", "--seed", "4", "--force"], log)
+        with h5py.File(weighted) as f:
+            w = np.asarray(f["weights"])
+        boot, raw = unweighting_efficiencies(w)
+        ess = float(w.sum() ** 2 / (w**2).sum() / len(w))
+        integral = f"{w.mean():.4g} ± {w.std() / len(w) ** 0.5:.2g}"
+        print(f"| {target} | nf | {base} | {steps[f'nf/{base}']} | {train_s:.0f} | - | - | integral {integral} | "
+              f"{ess:.2e} | {boot:.2e} | {raw:.2e} |", flush=True)
 
 
 if __name__ == "__main__":
