@@ -177,3 +177,19 @@ def test_resume_refuses_what_it_would_otherwise_ignore(tmp_path):
     assert result.returncode == 1 and "trained on other events" in result.stderr
     result = run_cli(*base, "--resume")  # plain --resume continues to the recorded 6 steps
     assert result.returncode == 0 and "6 steps" in result.stderr, result.stderr
+
+
+def test_a_second_train_into_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    data = tmp_path / "muon.h5"
+    assert run_cli("data", "muon", "--events", "300", "--out", str(data), "--seed", "1").returncode == 0
+    with open(out / ".lipsgen-train.lock", "w") as held:  # as the running first train holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = run_cli("train", "--data", str(data), "--model", "fm-z", "--out", str(out), "--max-steps", "2")
+    assert result.returncode == 1 and "another lipsgen train is running into this folder" in result.stderr
+    assert not (out / "checkpoint.pt").exists()
+    again = run_cli("train", "--data", str(data), "--model", "fm-z", "--out", str(out), "--max-steps", "2")
+    assert again.returncode == 0

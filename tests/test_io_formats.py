@@ -242,3 +242,13 @@ def test_lhe_scalup_is_each_events_own_resolution(tmp_path, sqrt_s):
     muon = tmp_path / "muon.lhe"
     write_events(muon, MuonDecay(sqrt_s=sqrt_s).sample(10, seed=8), {"target": "muon", "sqrt_s": sqrt_s})
     assert all(float(e.eventinfo.scale) == sqrt_s for e in pylhe.LHEFile.fromfile(muon).events)
+
+
+def test_lhe_at_lipsgens_unit_energy_warns_that_lhe_is_in_gev(tmp_path):
+    import warnings
+
+    with pytest.warns(UserWarning, match="LHE energies are in GeV, so this file describes a collision at 1 GeV"):
+        write_events(tmp_path / "unit.lhe", QQG(1e-3).sample(5, seed=1), {"target": "qqg", "sqrt_s": 1.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_events(tmp_path / "z.lhe", QQG(1e-3, sqrt_s=91.19).sample(5, seed=1), {"target": "qqg", "sqrt_s": 91.19})

@@ -152,3 +152,18 @@ def test_sample_refuses_outputs_that_cannot_fit_before_any_work(tmp_path, monkey
         result = run_cli("sample", model, "--events", events, "--out", str(tmp_path / name))
         assert result.returncode == 1 and message in result.stderr, (name, result.stderr)
         assert not (tmp_path / name).exists()
+
+
+def test_an_output_created_meanwhile_by_another_command_is_not_overwritten(tmp_path):
+    from lipsgen.io.atomic import atomic_output
+
+    target = tmp_path / "events.h5"
+    with pytest.raises(FileExistsError, match="written meanwhile by another command"):
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(b"ours")
+            target.write_bytes(b"the other command's result")  # finished first
+    assert target.read_bytes() == b"the other command's result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.h5"]
+    with atomic_output(target) as tmp:  # it existed when this write began: --force replaces it
+        tmp.write_bytes(b"forced")
+    assert target.read_bytes() == b"forced"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -108,7 +110,31 @@ def run(args: argparse.Namespace) -> int:
     return run_in_world(args, _train)
 
 
+@contextmanager
+def _only_run_in(out: Path, main: bool) -> Iterator[None]:
+    """Hold an exclusive lock on OUT for the whole run (rank 0 of a torchrun job): a second
+    ``lipsgen train`` into the same folder is refused instead of overwriting this one's checkpoints."""
+    if not main:
+        yield
+        return
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lipsgen-train.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FileExistsError(f"{out}: another lipsgen train is running into this folder; wait for it or "
+                                  f"choose another --out") from None
+        yield
+
+
 def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
+    with _only_run_in(args.out, world.is_main):
+        return _train_locked(args, world, device)
+
+
+def _train_locked(args: argparse.Namespace, world: Any, device: Any) -> int:
     from ..io.formats import load_events
     from ..models.model import ModelConfig
     from ..targets.facts import facts_from_attributes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,17 @@ def write_events(path: str | os.PathLike[str], events: Tensor, attributes: dict[
     if recorded and len(recorded) != n_particles:
         raise ValueError(f"{path}: {len(recorded)} PDG ids for {n_particles} particles")
     pdg_ids = recorded or facts_from_attributes(attributes, n_particles).pdg_ids
-    return write_events_lhe(path, [events], sqrt_s=float(attributes.get("sqrt_s", 1.0)), pdg_ids=pdg_ids,
+    energy = float(attributes.get("sqrt_s", 1.0))
+    if energy < LHE_MIN_GEV:
+        warnings.warn(f"{path}: LHE energies are in GeV, so this file describes a collision at {energy:g} GeV; a "
+                      f"shower (Pythia) takes it as that. Rescale first: lipsgen convert IN OUT.lhe --to-cm "
+                      f"--sqrt-s 91.1876", stacklevel=2)
+    return write_events_lhe(path, [events], sqrt_s=energy, pdg_ids=pdg_ids,
                             attributes=_json_safe(attributes), weights=weights)
+
+
+# Below this total energy (GeV) an LHE file is almost surely lipsgen's unit sqrt_s = 1, not physics.
+LHE_MIN_GEV = 2.0
 
 
 def _json_safe(attributes: dict[str, Any]) -> dict[str, Any]:
