@@ -94,7 +94,7 @@ class ChainMap:
         if sorted(order) != list(range(n_particles)):
             raise ValueError(f"order must be a permutation of 0..{n_particles - 1}, got {order}")
         self.n_particles, self.sqrt_s, self.ycut, self.order = n_particles, float(sqrt_s), float(ycut), order
-        self._placement = [order.index(i) for i in range(n_particles)]  # particle i is chain position
+        self._placement = [order.index(i) for i in range(n_particles)]  # the chain position of particle i
         self.load_parameters({"invariant_powers": list(invariant_powers), "angle_power": angle_power})
 
     @property
@@ -106,6 +106,9 @@ class ChainMap:
                 "ycut": self.ycut, "order": self.order}
 
     def load_parameters(self, values: dict[str, Any]) -> None:
+        for name, mine in (("ycut", self.ycut), ("order", self.order)):
+            if name in values and values[name] != mine:
+                raise ValueError(f"recorded chain base has {name} {values[name]!r}, this one {mine!r}")
         a0, a1 = values["invariant_powers"]
         self.invariants = PowerEnds(a0, a1)
         self.angles = PowerEnds(values["angle_power"], values["angle_power"])
