@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import secrets
 
+import numpy as np
 import torch
 
-__all__ = ["make_generator", "fresh_seed"]
+__all__ = ["make_generator", "fresh_seed", "derived_generator"]
+
+_PURPOSES = {"init": 0, "fit": 1, "epoch": 2, "step": 3, "sample": 4, "forward": 5, "blocks": 6}
 
 
 def fresh_seed() -> int:
@@ -31,4 +34,12 @@ def make_generator(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     gen = torch.Generator(device=torch.device(device))
     gen.manual_seed(fresh_seed() if seed is None else seed)
+    return gen
+
+
+def derived_generator(seed: int, purpose: str, index: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
+    """An independent generator for (seed, purpose, index): the streams of training and sampling."""
+    state = np.random.SeedSequence([seed, _PURPOSES[purpose], index]).generate_state(2, dtype=np.uint32)
+    gen = torch.Generator(device=torch.device(device))
+    gen.manual_seed(int(state[0]) << 32 | int(state[1]))
     return gen

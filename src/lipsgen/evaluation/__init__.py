@@ -1,6 +1,6 @@
 """Evaluation of samples against truth: observables, distances, classifier test, plots, report."""
 
-from .conservation import ConservationMetric, conservation_metric, event_violations
+from ..conservation import ConservationMetric, conservation_metric, event_violations
 from .metrics import classifier_auc, feature_matrix, wasserstein_batches
 from .observables import Observable, c_parameter, eec_pairs, event_observables, thrust
 from .report import EvaluationInputs, evaluate

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import torch
 
+from ..conservation import conservation_metric, event_violations
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
 from ..io.formats import FILE_RTOL, read_events, read_weights
@@ -22,7 +23,6 @@ from ..sampling.weights import summarise_weights
 from ..targets import target_from_attributes
 from ..targets.facts import facts_from_attributes
 from ..validation import check_events
-from .conservation import conservation_metric, event_violations
 from .metrics import classifier_auc, feature_matrix, wasserstein_batches
 from .observables import Observable, eec_pairs, event_observables, jet_observables
 from .plots import conservation_along_trajectory, conservation_histograms, histogram_with_ratio, trajectory_histograms

@@ -12,16 +12,16 @@ import h5py
 import torch
 
 from .._version import __version__
+from ..conservation import conservation_metric
 from ..distributed import SINGLE_PROCESS, World, gather_to_main
 from ..errors import CutsNotLearnedError
-from ..evaluation.conservation import conservation_metric
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
 from ..io.formats import event_format, load_events
 from ..models.model import GenerativeModel
 from ..progress import progress_bar
+from ..random import derived_generator
 from ..targets.density import Density, checked_log_density
-from ..training.trainer import derived_generator
 from .weights import log_event_weights, summarise_weights
 
 __all__ = ["sample_to_file", "partial_start", "load_partial_data"]

@@ -30,7 +30,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -40,6 +39,7 @@ from ..errors import Terminated
 from ..models.model import GenerativeModel, ModelConfig
 from ..models.processes.base import BatchDraws
 from ..progress import progress_bar
+from ..random import derived_generator
 from ..targets.density import Density, checked_log_density
 from .checkpoint import CheckpointError, config_mismatch, read_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -50,15 +50,6 @@ __all__ = ["train", "derived_generator", "TrainResult"]
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_SECONDS = 300.0  # also checkpoint after this much wall time since the last one
 FINAL = "model.pt"
-_PURPOSES = {"init": 0, "fit": 1, "epoch": 2, "step": 3, "sample": 4, "forward": 5, "blocks": 6}
-
-
-def derived_generator(seed: int, purpose: str, index: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
-    """An independent generator for (seed, purpose, index)."""
-    state = np.random.SeedSequence([seed, _PURPOSES[purpose], index]).generate_state(2, dtype=np.uint32)
-    gen = torch.Generator(device=torch.device(device))
-    gen.manual_seed(int(state[0]) << 32 | int(state[1]))
-    return gen
 
 
 @dataclass

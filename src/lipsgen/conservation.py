@@ -1,4 +1,6 @@
-"""The paper's conservation metric (Table I): violation per event in units of its median energy."""
+"""The paper's conservation metric (Table I): violation per event in units of its median energy.
+
+Kinematics, not evaluation: the sampler records it for every file it writes."""
 
 from __future__ import annotations
 
