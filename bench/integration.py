@@ -38,9 +38,9 @@ from common import machine  # noqa: E402
 from lipsgen.coordinates.qspace import prior_from_uniforms  # noqa: E402
 from lipsgen.coordinates.rambo import rambo_map_components  # noqa: E402
 from lipsgen.models.model import ModelConfig  # noqa: E402
-from lipsgen.sampling.weights import log_event_weights, reduced_maximum, summarise_weights  # noqa: E402
 from lipsgen.targets import Target, make_target  # noqa: E402
 from lipsgen.training import load_model, resolve_preset, train  # noqa: E402
+from lipsgen.weights import log_event_weights, reduced_maximum, summarise_weights  # noqa: E402
 
 TARGETS: dict[str, Callable[[], Target]] = {
     "qqg": lambda: make_target("qqg", ycut=1e-3),

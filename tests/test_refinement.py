@@ -30,10 +30,10 @@ from lipsgen.refinement import (
     ratio_features,
     save_density_ratio,
 )
-from lipsgen.sampling.weights import summarise_weights
 from lipsgen.targets import MuonDecay
 from lipsgen.training import CheckpointError, load_model
 from lipsgen.training.checkpoint import save_checkpoint
+from lipsgen.weights import summarise_weights
 
 
 def ok(*args: str) -> str:

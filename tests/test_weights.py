@@ -26,9 +26,9 @@ from lipsgen.kinematics import phase_space_volume
 from lipsgen.models.flows import SplineFlow
 from lipsgen.models.model import GenerativeModel, ModelConfig
 from lipsgen.models.processes import FlowMatching, LangevinDiffusion, VPDiffusion, jacobian_step
-from lipsgen.sampling.weights import log_event_weights, reduced_maximum, summarise_weights, unweight
 from lipsgen.targets import Antenna, MuonDecay, make_target
 from lipsgen.targets.density import CallableDensity, checked_log_density, load_density
+from lipsgen.weights import log_event_weights, reduced_maximum, summarise_weights, unweight
 
 
 def ok(*args: str) -> None:

@@ -100,7 +100,7 @@ def run_refine(args: argparse.Namespace) -> int:
 def run_reweight(args: argparse.Namespace) -> int:
     from ..io import write_events
     from ..refinement import calibration_problem, load_density_ratio
-    from ..sampling.weights import summarise_weights
+    from ..weights import summarise_weights
 
     check_output(args.out, inputs=[args.ratio, args.samples], force=args.force)
     ratio, record = load_density_ratio(args.ratio)

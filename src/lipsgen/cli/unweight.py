@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..io import read_events, read_weights, write_events
-    from ..sampling.weights import reduced_maximum, summarise_weights, unweight
+    from ..weights import reduced_maximum, summarise_weights, unweight
     check_output(args.out, inputs=[args.input], force=args.force)
     events, attributes = read_events(args.input)
     weights = read_weights(args.input)

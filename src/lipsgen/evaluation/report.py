@@ -19,10 +19,10 @@ from ..conservation import conservation_metric, event_violations
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
 from ..io.formats import FILE_RTOL, read_events, read_weights
-from ..sampling.weights import summarise_weights
 from ..targets import target_from_attributes
 from ..targets.facts import facts_from_attributes
 from ..validation import check_events
+from ..weights import summarise_weights
 from .metrics import classifier_auc, feature_matrix, wasserstein_batches
 from .observables import Observable, eec_pairs, event_observables, jet_observables
 from .plots import conservation_along_trajectory, conservation_histograms, histogram_with_ratio, trajectory_histograms

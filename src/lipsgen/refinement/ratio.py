@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from ..errors import LipsgenError
 from ..progress import progress_bar
 from ..random import make_generator
-from ..sampling.weights import WeightSummary
+from ..weights import WeightSummary
 from .features import n_ratio_features, ratio_features
 
 __all__ = ["RatioConfig", "DensityRatio", "RatioFit", "fit_density_ratio", "save_density_ratio",

@@ -22,7 +22,7 @@ from ..models.model import GenerativeModel
 from ..progress import progress_bar
 from ..random import derived_generator
 from ..targets.density import Density, checked_log_density
-from .weights import log_event_weights, summarise_weights
+from ..weights import log_event_weights, summarise_weights
 
 __all__ = ["sample_to_file", "partial_start", "load_partial_data"]
 
@@ -81,7 +81,7 @@ def sample_to_file(
     ``density`` (a target's, or :func:`lipsgen.targets.density.load_density`) makes the events
     weighted: datasets ``weights`` (n,), ``log_model_density`` (``log(g / rho_0)``, see
     :class:`lipsgen.models.SampleOutput`) and ``log_target_density`` (n,), and the weight summary
-    in attributes ``weight_*`` (:class:`lipsgen.sampling.weights.WeightSummary`).
+    in attributes ``weight_*`` (:class:`lipsgen.weights.WeightSummary`).
 
     ``world`` (torchrun): batch i of ``batch_size`` events is drawn by rank i mod K from the
     generator of (seed, i), exactly as one process draws it, and rank 0 writes the batches in order:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from ..kinematics import phase_space_volume
+from .kinematics import phase_space_volume
 
 __all__ = ["log_event_weights", "WeightSummary", "summarise_weights", "reduced_maximum", "unweight"]
 
