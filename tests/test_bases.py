@@ -129,6 +129,10 @@ def test_bad_bases_are_refused():
         make_base("bogus", 3, 1.0)
     with pytest.raises(ValueError, match="needs a z-space model"):
         ModelConfig(model="fm-q", n_particles=3, base="chain")
+    # features through a mixture's jumps made the flow's steps discontinuous: weights off by 1.2%
+    with pytest.raises(ValueError, match="decodes discontinuously"):
+        ModelConfig(model="fm-z", n_particles=3, base="chains", invariant_features=True)
+    assert not ModelConfig(model="fm-z", n_particles=3, base="colour").invariant_features
 
 
 def _chart_model(ycut: float, sqrt_s: float, seed: int = 0) -> GenerativeModel:

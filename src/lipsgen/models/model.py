@@ -21,6 +21,10 @@ from .spaces import BASE_FIT_EVENTS, ChartSpace, Space, make_space
 
 __all__ = ["ModelConfig", "GenerativeModel", "MODEL_KINDS", "SampleOutput", "FittedGaussian"]
 
+# Mixture bases: their decoding jumps between channels, so no network input may go through it.
+DISCONTINUOUS_BASES = ("chains", "colour")
+
+
 @dataclass
 class ModelConfig:
     """Everything that defines a model; stored in checkpoints and compared on loading."""
@@ -78,10 +82,15 @@ class ModelConfig:
             raise ValueError(f"coupling 'fibre' needs flow matching from the RAMBO prior (fm-q, fm-z), "
                              f"not {self.model}")
         in_chart = self.base != "uniform"
+        if self.base in DISCONTINUOUS_BASES and self.invariant_features:
+            raise ValueError(f"base {self.base!r} decodes discontinuously (its channel changes across the channel "
+                             f"coordinate): event features through it would make the network's field "
+                             f"discontinuous, and the sampler's densities inexact; use invariant_features=False")
         if self.pair_features is None:
             self.pair_features = not in_chart
         if self.invariant_features is None:
-            self.invariant_features = in_chart and process != "nf"
+            # through a smooth chart only: a user's base may not be differentiable or continuous
+            self.invariant_features = self.base == "chain" and process != "nf"
         if self.invariant_features and process == "nf":
             raise ValueError("invariant_features is an input of the mlp and transformer backbones; nf has neither")
         if self.base != "uniform" and space != "z":
