@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import machine  # noqa: E402
+from fidelity import run  # noqa: E402
 
 TARGETS = {"qqg": ["qqg", "--ycut", "1e-3"], "muon": ["muon"],
            "z3": ["pythia", "--jets", "3", "--workers", "1"], "z4": ["pythia", "--jets", "4", "--workers", "1"]}
@@ -38,15 +37,6 @@ DENSITY_ONLY = {"antenna5": ["--target", "antenna", "--particles", "5", "--ycut"
 # of unlabelled targets takes about twice as long per step); override with --steps MODEL/BASE=S.
 DEFAULT_STEPS = {"fm-z/uniform": 8000, "fm-z/chain": 6000, "fm-z/chains": 6000, "zdiff/uniform": 8000,
                  "zdiff/chain": 6000, "zdiff/chains": 6000, "nf/uniform": 2000, "nf/chain": 2000, "nf/chains": 1500}
-
-
-def run(command: list[str], log: Path) -> float:
-    start = time.perf_counter()
-    with log.open("a") as f:
-        f.write("$ " + " ".join(command) + "\n")
-        f.flush()
-        subprocess.run(command, check=True, stdout=f, stderr=f)
-    return time.perf_counter() - start
 
 
 def unweighting_efficiencies(weights: np.ndarray, replicas: int = 100, seed: int = 0) -> tuple[float, float]:
