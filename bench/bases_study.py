@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 from fidelity import run  # noqa: E402
 
-TARGETS = {"qqg": ["qqg", "--ycut", "1e-3"], "muon": ["muon"],
+TARGETS = {"qqg": ["qqg", "--ycut", "1e-3"], "muon": ["muon"], "sarge": ["sarge"],
            "z3": ["pythia", "--jets", "3", "--workers", "1"], "z4": ["pythia", "--jets", "4", "--workers", "1"]}
 DENSITY_TARGETS = ("qqg", "muon")  # targets with a closed-form density, for exact weights
 # densities without an event sampler: nf trained from the density alone, judged by its weights only

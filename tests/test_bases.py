@@ -307,3 +307,71 @@ def test_colour_orderings_follow_the_loop():
         assert neighbours(order[0], order[1]) and (neighbours(order[0], order[2]) or neighbours(order[1], order[2]))
         assert all(neighbours(a, b) for a, b in zip(order[2:], order[3:]))
     assert make_base("colour", 10, 1.0).dim == 27
+
+
+def test_fit_chooses_the_likelier_chain_direction_and_keeps_it():
+    truth = ChainMap(4, 91.19, order=[3, 2, 1, 0], invariant_powers=(-0.6, 0.5), angle_power=0.5)
+    events, _ = truth.forward(_uniform_u(30_000, truth.dim, 8))
+    fitted = ChainMap(4, 91.19, fit_direction=True)
+    fitted.fit(events)
+    found = fitted.parameters()
+    assert found["order"] == [3, 2, 1, 0]
+    assert found["invariant_powers"] == pytest.approx([-0.6, 0.5], abs=0.05)
+    restored = ChainMap(4, 91.19, fit_direction=True)
+    restored.load_parameters(found)
+    assert restored.order == [3, 2, 1, 0]
+    with pytest.raises(ValueError, match="neither"):
+        restored.load_parameters({**found, "order": [1, 0, 2, 3]})
+    channel = ChainMap(4, 91.19)  # a mixture's channel keeps its order
+    channel.fit(events)
+    assert channel.order == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="order"):
+        channel.load_parameters(found)
+
+
+def _symmetrised_qqg_log_density(target: QQG, events: torch.Tensor) -> torch.Tensor:
+    """The density of qqg events with their particle order shuffled: the mean over the 3! orders."""
+    import itertools
+
+    terms = [target.log_density(events[:, list(p)]) for p in itertools.permutations(range(3))]
+    return torch.logsumexp(torch.stack(terms), dim=0) - math.log(6)
+
+
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.19])
+def test_energy_ordered_chart_keeps_exact_weights_for_unlabelled_particles(sqrt_s):
+    """Unlabelled particles meet a chain in decreasing energy; the target's density of the ordered
+    events is 3! f where ordered, 0 elsewhere, and the weights of any model then average to 1."""
+    from lipsgen.targets.base import random_permutations
+
+    target = QQG(1e-3, sqrt_s=sqrt_s)
+    torch.manual_seed(3)
+    model = GenerativeModel(ModelConfig(model="fm-z", n_particles=3, sqrt_s=sqrt_s, base="chain", base_ycut=1e-3,
+                                        order_by_energy=True, width=32, depth=2, time_dim=16))
+    data = random_permutations(target.sample(20_000, seed=3), torch.Generator().manual_seed(1))
+    model.fit_data(data, torch.Generator().manual_seed(0))
+    x = model.space.encode(data[:500], torch.Generator().manual_seed(2))
+    decoded = model.space.decode(x)
+    assert bool((decoded[:, :-1, 0] >= decoded[:, 1:, 0] - 1e-6 * sqrt_s).all())  # the events in energy order
+    torch.nn.init.normal_(model.net.out.weight, std=0.2)
+    out = model.sample(20_000, seed=4, steps=6, density=True)
+    assert out.log_density is not None
+    log_target = model.space.represented_log_density(_symmetrised_qqg_log_density(target, out.events), out.events)
+    log_w = log_target + math.log(phase_space_volume(3, sqrt_s)) - out.log_density
+    mean, error = _mean_and_error(log_w.exp())
+    assert error < 0.02 and abs(mean - 1) < 4 * error, (mean, error)
+    with pytest.raises(ValueError, match="needs no order"):
+        ModelConfig(model="fm-z", n_particles=3, order_by_energy=True)
+
+
+def test_unlabelled_data_train_a_chain_in_energy_order(tmp_path):
+    data = tmp_path / "sarge.h5"
+    assert run_cli("data", "sarge", "--particles", "4", "--events", "2000", "--out", str(data)).returncode == 0
+    result = run_cli("train", "--data", str(data), "--model", "fm-z", "--base", "chain", "--out", str(tmp_path / "r"),
+                     "--max-steps", "5")
+    assert result.returncode == 0, result.stderr
+    assert "learns them in decreasing energy" in result.stderr
+    assert load_model(tmp_path / "r" / "model.pt")[0].config.order_by_energy
+    result = run_cli("train", "--data", str(data), "--model", "fm-z", "--base", "chains", "--out", str(tmp_path / "s"),
+                     "--max-steps", "5")
+    assert result.returncode == 0, result.stderr
+    assert not load_model(tmp_path / "s" / "model.pt")[0].config.order_by_energy

@@ -14,6 +14,7 @@ from torch import Tensor
 
 __all__ = [
     "minkowski_dot",
+    "sorted_by_energy",
     "mass_squared",
     "energies",
     "three_to_four",
@@ -101,3 +102,10 @@ def phase_space_volume(n_particles: int, sqrt_s: float = 1.0) -> float:
         * s ** (n_particles - 2)
         / (math.factorial(n_particles - 1) * math.factorial(n_particles - 2))
     )
+
+
+def sorted_by_energy(events: Tensor) -> Tensor:
+    """The particles of every event (n, N, 4) in decreasing energy (stable for ties): the canonical
+    order of unlabelled particles."""
+    order = torch.argsort(events[..., 0], dim=1, descending=True, stable=True)
+    return torch.take_along_dim(events, order.unsqueeze(-1), dim=1)

@@ -22,7 +22,7 @@ def make_base(name: str, n_particles: int, sqrt_s: float, *, ycut: float = 0.0) 
     """The base ``name`` (``chain``, ``chains``, ``colour``, or ``module:function`` for a user's base, called as
     ``function(n_particles=..., sqrt_s=..., ycut=...)``) for N particles at ``sqrt_s``."""
     if name == "chain":
-        return ChainMap(n_particles, sqrt_s, ycut=ycut)
+        return ChainMap(n_particles, sqrt_s, ycut=ycut, fit_direction=True)
     if name in ("chains", "colour"):
         return chain_mixture(n_particles, sqrt_s, ycut=ycut, colour=name == "colour")
     if ":" not in name:

@@ -15,6 +15,10 @@ particle collinear with its chain neighbour or back to back with it. These are t
 collinear limits of a colour-ordered chain, so a fitted chain base already carries the 1/y poles
 that uniform phase space spreads thinly.
 
+Direction: with ``fit_direction`` the fit also chooses, by likelihood, between the chain order and
+its reverse (for energy-ordered particles: the hardest or the softest emitted last); the chosen order
+is then a fitted parameter. Channels of a mixture keep theirs.
+
 Cuts: with ``ycut > 0`` and N = 3 the support is exactly ``min_ij y_ij > ycut`` (both the invariant
 and the angle have closed-form ranges). For N > 3 a pairwise cut does not factorise along the
 chain; the map then refuses ``ycut`` rather than pretend.
@@ -80,7 +84,7 @@ class ChainMap:
 
     def __init__(self, n_particles: int, sqrt_s: float = 1.0, *, ycut: float = 0.0,
                  order: list[int] | None = None, invariant_powers: tuple[float, float] = (0.0, 0.0),
-                 angle_power: float = 0.0) -> None:
+                 angle_power: float = 0.0, fit_direction: bool = False) -> None:
         if not isinstance(n_particles, int) or n_particles < 3:
             raise ValueError(f"the chain base needs at least 3 particles, got {n_particles!r}")
         if not sqrt_s > 0:
@@ -93,9 +97,14 @@ class ChainMap:
         order = list(range(n_particles)) if order is None else [int(i) for i in order]
         if sorted(order) != list(range(n_particles)):
             raise ValueError(f"order must be a permutation of 0..{n_particles - 1}, got {order}")
-        self.n_particles, self.sqrt_s, self.ycut, self.order = n_particles, float(sqrt_s), float(ycut), order
-        self._placement = [order.index(i) for i in range(n_particles)]  # the chain position of particle i
+        self.n_particles, self.sqrt_s, self.ycut = n_particles, float(sqrt_s), float(ycut)
+        self.fit_direction = fit_direction
+        self._set_order(order)
         self.load_parameters({"invariant_powers": list(invariant_powers), "angle_power": angle_power})
+
+    def _set_order(self, order: list[int]) -> None:
+        self.order = order
+        self._placement = [order.index(i) for i in range(self.n_particles)]  # the chain position of particle i
 
     @property
     def dim(self) -> int:
@@ -106,9 +115,15 @@ class ChainMap:
                 "ycut": self.ycut, "order": self.order}
 
     def load_parameters(self, values: dict[str, Any]) -> None:
-        for name, mine in (("ycut", self.ycut), ("order", self.order)):
+        fixed = (("ycut", self.ycut),) if self.fit_direction else (("ycut", self.ycut), ("order", self.order))
+        for name, mine in fixed:
             if name in values and values[name] != mine:
                 raise ValueError(f"recorded chain base has {name} {values[name]!r}, this one {mine!r}")
+        if "order" in values and values["order"] != self.order:  # a fitted direction
+            order = [int(i) for i in values["order"]]
+            if order not in (self.order, self.order[::-1]):
+                raise ValueError(f"recorded chain base has order {order}, neither {self.order} nor its reverse")
+            self._set_order(order)
         a0, a1 = values["invariant_powers"]
         self.invariants = PowerEnds(a0, a1)
         self.angles = PowerEnds(values["angle_power"], values["angle_power"])
@@ -249,9 +264,23 @@ class ChainMap:
     def fit(self, events: Tensor, weights: Tensor | None = None) -> None:
         """Maximum likelihood of the three exponents on events (n, N, 4) (weighted by ``weights``
         (n,) if given): the density of the base at p is 1 / w(u(p)), so this minimises the mean
-        log w. Events outside the support (below a folded cut) are ignored."""
-        c = self.coordinates(events)
-        w = torch.ones(c.s.shape[0], dtype=torch.float64) if weights is None else weights.to(torch.float64)
+        log w. Events outside the support (below a folded cut) are ignored. With ``fit_direction``
+        the same for the reversed order, keeping the likelier."""
+        w = torch.ones(len(events), dtype=torch.float64) if weights is None else weights.to(torch.float64)
+        orders = [self.order, self.order[::-1]] if self.fit_direction else [self.order]
+        best: tuple[float, list[int], np.ndarray] | None = None
+        for order in orders:
+            self._set_order(order)
+            value, theta = self._fit_exponents(self.coordinates(events), w)
+            if best is None or value < best[0]:
+                best = (value, order, theta)
+        assert best is not None
+        self._set_order(best[1])
+        a0, a1, b = (float(x) for x in best[2])
+        self.load_parameters({"invariant_powers": [a0, a1], "angle_power": b})
+
+    def _fit_exponents(self, c: _Coordinates, w: Tensor) -> tuple[float, np.ndarray]:
+        """(the smallest mean log w, the exponents (a0, a1, b) there) on the coordinates ``c``."""
 
         def mean_log_w(theta: np.ndarray) -> float:
             ends = PowerEnds(*theta[:2]), PowerEnds(theta[2], theta[2])
@@ -263,5 +292,4 @@ class ChainMap:
         bound = MAX_POWER - 1e-3
         result = minimize(mean_log_w, start, method="Nelder-Mead", bounds=[(-bound, bound)] * 3,
                           options={"xatol": 1e-3, "fatol": 1e-5, "maxiter": 400})
-        a0, a1, b = (float(x) for x in result.x)
-        self.load_parameters({"invariant_powers": [a0, a1], "angle_power": b})
+        return float(result.fun), result.x

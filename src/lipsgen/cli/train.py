@@ -93,6 +93,15 @@ def _data_fingerprint(sample: Any, n_events: int) -> str:
     return f"{n_events}:{hashlib.sha256(rows).hexdigest()[:16]}"
 
 
+def _order_by_energy(base: str, labelled: bool) -> bool:
+    """Unlabelled particles meet a base in decreasing energy: a chain's positions are not exchangeable.
+    Not for uniform phase space (exchangeable) nor the all-orderings mixture (symmetric by construction)."""
+    if labelled or base in ("uniform", "chains"):
+        return False
+    print(f"note: the particles are unlabelled; base {base} learns them in decreasing energy", file=sys.stderr)
+    return True
+
+
 def _base_cut(base: str, n_particles: int, attributes: dict[str, Any]) -> float:
     """The cut a base folds in: the data's (or target's) declared ycut, min y_ij > ycut; the chain
     base folds it only for 3 particles (docs/design.md, "Bases") and says so otherwise."""
@@ -171,7 +180,8 @@ def _train_locked(args: argparse.Namespace, world: Any, device: Any) -> int:
     backbone: Backbone = args.backbone or ("mlp" if labelled else "transformer")
     model_config = ModelConfig(model=args.model, n_particles=n_particles, target=target,
                                sqrt_s=float(attributes["sqrt_s"]), backbone=backbone, lift=args.lift,
-                               base=args.base, base_ycut=_base_cut(args.base, n_particles, attributes))
+                               base=args.base, base_ycut=_base_cut(args.base, n_particles, attributes),
+                               order_by_energy=_order_by_energy(args.base, labelled))
     model_config, train_config = resolve_preset(args.preset or "cpu", model_config)
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
                                    ("max_events", args.max_events), ("window_events", args.window_events))

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..jets.clustering import durham_resolutions
-from ..kinematics import scaled_pair_invariants
+from ..kinematics import scaled_pair_invariants, sorted_by_energy
 
 __all__ = ["Observable", "event_observables", "jet_observables", "thrust", "c_parameter", "eec_pairs"]
 
@@ -131,8 +131,7 @@ def jet_observables(events: Tensor) -> list[Observable]:
     resolutions = durham_resolutions(events, [k for k in (2, 3) if k < n_particles])
     result = [Observable(f"log10_y{k}{k + 1}", f"log10 y_{k}{k + 1} (Durham)", np.log10(np.clip(y, 1e-300, None)))
               for k, y in resolutions.items()]
-    order = torch.argsort(events[..., 0], dim=1, descending=True)
-    cosines = _cosines(torch.take_along_dim(events, order.unsqueeze(-1), dim=1))
+    cosines = _cosines(sorted_by_energy(events))
     for a, b in itertools.combinations(range(min(3, n_particles)), 2):
         result.append(Observable(f"cos_{a + 1}{b + 1}", f"cos angle(jet {a + 1}, jet {b + 1}), by energy",
                                  cosines[:, a, b].numpy()))

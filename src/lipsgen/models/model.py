@@ -50,6 +50,9 @@ class ModelConfig:
     # the cut folded into it (min y_ij > base_ycut; 0: none)
     base: str = "uniform"
     base_ycut: float = 0.0
+    # unlabelled particles: learn the events in decreasing energy (a base's chain positions are not
+    # exchangeable as RAMBO's are; models.spaces.ChartSpace)
+    order_by_energy: bool = False
     # q-space Langevin
     schedule: str = "smooth"
     drift: Drift = "score"
@@ -93,6 +96,9 @@ class ModelConfig:
             self.invariant_features = self.base == "chain" and process != "nf"
         if self.invariant_features and process == "nf":
             raise ValueError("invariant_features is an input of the mlp and transformer backbones; nf has neither")
+        if self.order_by_energy and not in_chart:
+            raise ValueError("order_by_energy orders unlabelled particles for a base's chart; uniform phase space "
+                             "needs no order")
         if self.base != "uniform" and space != "z":
             raise ValueError(f"base {self.base!r} needs a z-space model (fm-z, zdiff, nf), not {self.model}: a "
                              f"base's chart replaces z-space")
@@ -174,7 +180,8 @@ class GenerativeModel(nn.Module):
             from ..bases import make_base
 
             base = make_base(config.base, config.n_particles, config.sqrt_s, ycut=config.base_ycut)
-        self.space: Space = make_space(space_name, config.n_particles, config.sqrt_s, config.lift, base)
+        self.space: Space = make_space(space_name, config.n_particles, config.sqrt_s, config.lift, base,
+                                       order_by_energy=config.order_by_energy)
         self.net: nn.Module
         if process_name == "nf":
             self.net = SplineFlow(config.n_particles, transforms=config.flow_transforms, width=config.width,

@@ -19,7 +19,7 @@ from ..catalogue import Lift
 from ..coordinates.qspace import prior_log_prob, sample_prior
 from ..coordinates.rambo import inverse_rambo_map, lift_to_qspace, rambo_map
 from ..coordinates.zspace import q_to_z, standard_normal_log_prob, z_to_q
-from ..kinematics import phase_space_volume, three_to_four
+from ..kinematics import phase_space_volume, sorted_by_energy, three_to_four
 
 if TYPE_CHECKING:
     from ..bases import PhaseSpaceMap
@@ -61,6 +61,11 @@ class Space:
         (n, N, 3). Model densities are reported relative to it (``SampleOutput.log_density``).
         In q- and z-space it is the prior's own density."""
         return self.prior_log_prob(x)
+
+    def represented_log_density(self, log_density: Tensor, events: Tensor) -> Tensor:
+        """A target's log-density (n,) at events (n, N, 4), as this space represents the events:
+        unchanged but for unlabelled particles put in a canonical order (:class:`ChartSpace`)."""
+        return log_density
 
     def align_fibre(self, x0: Tensor, x1: Tensor) -> Tensor:
         """States (n, N, 3) that decode to the same events as x0 but lie in the fibres of x1 (the
@@ -159,9 +164,18 @@ class ChartSpace(Space):
     as ``z = Phi^-1(u)``, and 3N - d more standard-normal coordinates so that states keep the shape
     (n, N, 3) of every backbone. N(0, I) is then exactly the base's distribution on phase space;
     data are encoded through the base's inverse, the extra coordinates drawn afresh (a trivial
-    fibre, independent of the event, like RAMBO's). Decoding ignores them."""
+    fibre, independent of the event, like RAMBO's). Decoding ignores them.
+
+    ``order_by_energy``: the particles are unlabelled, and a base's chain positions are not
+    exchangeable; every event is put in decreasing energy before it is encoded or fitted on, so the
+    model learns the distribution of energy-ordered events (its density is the one of that labelled
+    distribution; docs/design.md, "Bases")."""
 
     base: PhaseSpaceMap | None = field(default=None, repr=False)
+    order_by_energy: bool = False
+
+    def _canonical(self, events: Tensor) -> Tensor:
+        return sorted_by_energy(events) if self.order_by_energy else events
 
     def _map(self) -> PhaseSpaceMap:
         if self.base is None:
@@ -174,7 +188,7 @@ class ChartSpace(Space):
 
     def encode(self, events: Tensor, generator: torch.Generator) -> Tensor:
         base = self._map()
-        u, _ = base.inverse(events.to(torch.float64), generator)
+        u, _ = base.inverse(self._canonical(events.to(torch.float64)), generator)
         outside = ~torch.isfinite(u).all(1)
         if bool(outside.any()):
             first = int(torch.nonzero(outside)[0])
@@ -202,10 +216,19 @@ class ChartSpace(Space):
         log_g = self._map().forward(self._chart_u(x.detach()))[1]
         return standard_normal_log_prob(x) - log_g - math.log(phase_space_volume(self.n_particles, self.sqrt_s))
 
+    def represented_log_density(self, log_density: Tensor, events: Tensor) -> Tensor:
+        # energy-ordered events: the N! orderings of an unlabelled event fold onto the one in decreasing
+        # energy, so its density is N! f there and zero elsewhere
+        if not self.order_by_energy:
+            return log_density
+        ordered = (events[:, :-1, 0] >= events[:, 1:, 0]).all(dim=1)
+        folded = log_density + math.lgamma(self.n_particles + 1)
+        return torch.where(ordered, folded, torch.full_like(folded, -math.inf))
+
     def fit(self, events: Tensor, weights: Tensor | None = None) -> None:
         """Fit the base's parameters (maximum likelihood) on at most ``BASE_FIT_EVENTS`` events."""
         step = max(1, -(-len(events) // BASE_FIT_EVENTS))
-        self._map().fit(events[::step].to(torch.float64), None if weights is None else weights[::step])
+        self._map().fit(self._canonical(events[::step].to(torch.float64)), None if weights is None else weights[::step])
 
     def state(self) -> dict:
         return {"base": self._map().parameters()}
@@ -218,10 +241,12 @@ class ChartSpace(Space):
 _SPACES = {"q": QSpace, "z": ZSpace, "p": PSpace}
 
 
-def make_space(name: str, n_particles: int, sqrt_s: float, lift: Lift, base: PhaseSpaceMap | None = None) -> Space:
-    """The space ``name`` (q, z or p); a z-space model with a ``base`` map lives in its chart."""
+def make_space(name: str, n_particles: int, sqrt_s: float, lift: Lift, base: PhaseSpaceMap | None = None,
+               order_by_energy: bool = False) -> Space:
+    """The space ``name`` (q, z or p); a z-space model with a ``base`` map lives in its chart (with
+    unlabelled particles put in decreasing energy if ``order_by_energy``)."""
     if base is not None:
         if name != "z":
             raise ValueError("a base's chart replaces z-space: use a z-space model (fm-z, zdiff, nf)")
-        return ChartSpace(n_particles=n_particles, sqrt_s=sqrt_s, lift=lift, base=base)
+        return ChartSpace(n_particles=n_particles, sqrt_s=sqrt_s, lift=lift, base=base, order_by_energy=order_by_energy)
     return _SPACES[name](n_particles=n_particles, sqrt_s=sqrt_s, lift=lift)

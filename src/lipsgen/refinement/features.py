@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..kinematics import scaled_pair_invariants
+from ..kinematics import scaled_pair_invariants, sorted_by_energy
 
 __all__ = ["ratio_features", "n_ratio_features", "MIN_Y"]
 
@@ -41,8 +41,7 @@ def ratio_features(events: Tensor, *, labelled: bool, rotation_invariant: bool =
         raise ValueError(f"events must have shape (n, N, 4), got {tuple(events.shape)}")
     events = events.to(torch.float64)
     if not labelled:
-        order = torch.argsort(events[..., 0], dim=1, descending=True)
-        events = torch.gather(events, 1, order.unsqueeze(-1).expand_as(events))
+        events = sorted_by_energy(events)
     n_particles = events.shape[1]
     x = 2 * events[..., 0] / events[..., 0].sum(dim=1, keepdim=True)
     i, j = torch.triu_indices(n_particles, n_particles, offset=1)

@@ -138,7 +138,8 @@ def sample_to_file(
                               start=start, t_start=1.0 if t is None else t, density=density is not None)
         arrays: dict[str, Any] = {"events": result.events, "trajectory": result.trajectory, "times": result.times}
         if density is not None and result.log_density is not None:
-            log_target = checked_log_density(density, result.events)
+            log_target = model.space.represented_log_density(checked_log_density(density, result.events),
+                                                             result.events)
             log_w = log_event_weights(log_target, result.log_density, n_particles=n_particles, sqrt_s=config.sqrt_s)
             arrays.update(weights=log_w.exp(), log_model_density=result.log_density, log_target_density=log_target)
         return {k: None if v is None else v.detach().cpu() for k, v in arrays.items()}

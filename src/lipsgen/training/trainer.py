@@ -185,7 +185,9 @@ def train(
     def log_target(x: Tensor) -> Tensor:
         """The lifted target's log-density (n,) at states x (n, N, 3) of the model's space."""
         assert density is not None
-        return checked_log_density(density, model.space.decode(x)) + model.reference_log_prob(x)
+        events = model.space.decode(x)
+        return (model.space.represented_log_density(checked_log_density(density, events), events)
+                + model.reference_log_prob(x))
 
     optimizer = torch.optim.AdamW(model.net.parameters(), lr=train_config.lr,
                                   weight_decay=train_config.weight_decay)
