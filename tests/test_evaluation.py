@@ -150,6 +150,45 @@ def test_trajectory_evaluation(tmp_path):
     assert main(["evaluate", "--truth", str(truth), "--trajectory", str(no_traj), "--out", str(tmp_path / "p")]) == 1
 
 
+def test_a_report_replaces_only_its_own_files_and_an_interrupted_one_leaves_the_folder_as_it_was(
+        tmp_path, monkeypatch):
+    from lipsgen import errors
+    from lipsgen.evaluation import report
+
+    truth, out = tmp_path / "truth.h5", tmp_path / "o"
+    events = MuonDecay().sample(2000, seed=6)
+    write_events(truth, events, {"target": "muon", "sqrt_s": 1.0})
+    traj = tmp_path / "traj.h5"
+    with h5py.File(traj, "w") as f:
+        f["momenta"] = events[:500].numpy()
+        f["trajectory"] = torch.stack([lipsgen.uniform_phase_space(500, 3, seed=7), events[:500]]).numpy()
+        f["trajectory_times"] = np.array([1.0, 0.0])
+    assert main(["evaluate", "--truth", str(truth), "--trajectory", str(traj), "--out", str(out)]) == 0
+    (out / "mine.png").write_bytes(b"a user's picture")
+    assert main(["evaluate", "--truth", str(truth), "--samples", str(truth), "--out", str(out), "--force"]) == 0
+    assert not list(out.glob("trajectory_*.png")) and (out / "hist_x_1.png").exists()  # the earlier report's
+    assert (out / "mine.png").read_bytes() == b"a user's picture"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "histogram_with_ratio", interrupted)
+    assert main(["evaluate", "--truth", str(truth), "--samples", str(truth), "--out", str(out), "--force"]) == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temporary folder, nothing half-new
+
+    def dropped(*args, **kwargs):  # Ctrl-C landing in a callback, where Python prints and drops it
+        try:
+            errors.request_termination(KeyboardInterrupt)
+        except KeyboardInterrupt:
+            pass
+
+    monkeypatch.setattr(errors, "_received", None)
+    monkeypatch.setattr(report, "histogram_with_ratio", dropped)
+    assert main(["evaluate", "--truth", str(truth), "--samples", str(truth), "--out", str(out), "--force"]) == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_mismatched_inputs_are_refused_or_flagged(tmp_path):
     truth = tmp_path / "truth.h5"
     write_events(truth, MuonDecay().sample(500, seed=1), {"target": "muon", "sqrt_s": 1.0})

@@ -11,22 +11,23 @@ class Terminated(KeyboardInterrupt):
     output is cleaned up and a training run checkpoints before the process ends."""
 
 
-_termination_requested = False
+_received: type[KeyboardInterrupt] | None = None
 
 
-def request_termination() -> None:
-    """Record a SIGTERM and raise :class:`Terminated`. A signal handler's exception that lands in a
-    weakref or ``__del__`` callback (h5py frees its objects through them) is printed and dropped
-    by Python, so writers also call :func:`raise_if_terminated` at their chunk boundaries."""
-    global _termination_requested
-    _termination_requested = True
-    raise Terminated()
+def request_termination(kind: type[KeyboardInterrupt] = Terminated) -> None:
+    """Record a SIGTERM (``Terminated``) or Ctrl-C (``KeyboardInterrupt``) and raise it. A signal
+    handler's exception that lands in a weakref or ``__del__`` callback (h5py and matplotlib free
+    their objects through them) is printed and dropped by Python, so writers also call
+    :func:`raise_if_terminated` at their chunk boundaries and the command line before it reports success."""
+    global _received
+    _received = kind
+    raise kind()
 
 
 def raise_if_terminated() -> None:
-    """Raise :class:`Terminated` if a SIGTERM was received (whether or not its raise got through)."""
-    if _termination_requested:
-        raise Terminated()
+    """Raise the recorded SIGTERM or Ctrl-C, if one was received (whether or not its raise got through)."""
+    if _received is not None:
+        raise _received()
 
 
 class LipsgenError(Exception):

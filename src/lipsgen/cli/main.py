@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 
 from .._version import __version__
-from ..errors import LipsgenError, Terminated, request_termination
+from ..errors import LipsgenError, Terminated, raise_if_terminated, request_termination
 from . import convert, data, demo, evaluate, refine, sample, train, unweight
 
 __all__ = ["main", "build_parser"]
@@ -43,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     warnings.showwarning = one_line_warning
     try:
-        return int(args.run(args) or 0)
+        status = int(args.run(args) or 0)
+        raise_if_terminated()  # an interrupt Python dropped in a callback still ends the command as one
+        return status
     except (LipsgenError, ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError,
             FloatingPointError) as err:
         print(f"lipsgen {args.command}: error: {err}", file=sys.stderr)
@@ -57,9 +59,15 @@ def _terminate(signum: int, frame: object) -> None:
     request_termination()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    request_termination(KeyboardInterrupt)
+
+
 def main_entry() -> None:
-    """Console-script entry point; SIGTERM is handled like Ctrl-C (outputs cleaned up)."""
+    """Console-script entry point; SIGTERM is handled like Ctrl-C (outputs cleaned up), and both are
+    recorded so that one Python drops in a callback is not lost."""
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _interrupt)
     sys.exit(main())
 
 

@@ -6,6 +6,8 @@ import html
 import json
 import os
 import re
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from ..conservation import conservation_metric, event_violations
+from ..errors import raise_if_terminated
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
 from ..io.formats import FILE_RTOL, read_events, read_weights
@@ -181,6 +184,10 @@ def _read_checked(path: Path, n_particles: int, target: str, sqrt_s: float) -> t
     return events, attributes
 
 
+# the files of a report written before reports listed theirs (metrics.json, "report_files")
+_OLD_REPORT_FILES = ("metrics.json", "report.md", "report.html", "conservation.png", "hist_*.png", "trajectory_*.png")
+
+
 def evaluate(
     inputs: EvaluationInputs,
     out_dir: str | os.PathLike[str],
@@ -190,11 +197,38 @@ def evaluate(
     max_events: int | None = None,
 ) -> dict[str, Any]:
     """Compare sample files (and/or a trajectory) with truth; write metrics.json, plots, report.md
-    and report.html into ``out_dir``; return the metrics."""
+    and report.html into ``out_dir``; return the metrics.
+
+    The report is made in a temporary folder inside ``out_dir`` and moved in only when complete:
+    an interrupted or failed evaluation leaves ``out_dir`` as it was. An earlier report there is
+    replaced: the files it listed go, a user's other files stay."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in [*out.glob("*.png"), *(out / name for name in ("report.md", "report.html", "metrics.json"))]:
-        stale.unlink(missing_ok=True)  # an earlier report's pictures must not outlive it
+    work = Path(tempfile.mkdtemp(prefix=".lipsgen-evaluate.", suffix=".tmp", dir=out))
+    try:
+        metrics = _evaluate_into(inputs, work, n_batches=n_batches, seed=seed, max_events=max_events)
+        raise_if_terminated()
+        _publish_report(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return metrics
+
+
+def _publish_report(work: Path, out: Path) -> None:
+    """Replace the report in ``out`` (the files its metrics.json lists) by the one made in ``work``."""
+    try:
+        previous = set(json.loads((out / "metrics.json").read_text())["report_files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        previous = {p.name for pattern in _OLD_REPORT_FILES for p in out.glob(pattern)}
+    made = sorted(p.name for p in work.iterdir())
+    for name in previous - set(made):
+        (out / name).unlink(missing_ok=True)  # an earlier report's pictures must not outlive it
+    for name in sorted(made, key=lambda n: n == "metrics.json"):  # metrics.json, the report's mark, last
+        os.replace(work / name, out / name)
+
+
+def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed: int,
+                   max_events: int | None) -> dict[str, Any]:
     truth, t_attrs = read_events(inputs.truth)
     sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
     check_events(truth, str(inputs.truth), sqrt_s=sqrt_s, cm_rtol=FILE_RTOL, mass_rtol=FILE_RTOL)
@@ -278,6 +312,7 @@ def evaluate(
     if inputs.trajectory is not None:
         metrics["trajectory"], trajectory_plots = _evaluate_trajectory(
             inputs.trajectory, out, reference, ref_obs, target, labelled, names, t_attrs, max_events)
+    metrics["report_files"] = ["metrics.json", "report.md", "report.html", *plots, *trajectory_plots]
     with atomic_output(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     _write_reports(out, metrics, plots, trajectory_plots)
