@@ -354,3 +354,17 @@ def test_a_finished_run_can_be_extended(tmp_path, muon):
     assert torch.load(run / "model.pt", weights_only=True)["step"] == 9
     result = run_cli(*args, "--resume", "--max-steps", "3")
     assert result.returncode == 1 and "at step 9, beyond the 3 steps asked for" in result.stderr
+
+
+def test_training_leaves_the_callers_global_random_stream_alone(tmp_path):
+    events = MuonDecay().sample(300, seed=1)
+    config = ModelConfig(model="fm-z", n_particles=3, width=16, depth=1, time_dim=8)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = train(events, config, QUICK, tmp_path / "a")
+    assert torch.equal(torch.rand(3), expected)
+    torch.manual_seed(999)  # a different caller state: the same model from the same seed
+    second = train(events, config, QUICK, tmp_path / "b")
+    a, b = (torch.load(r.model_path, weights_only=False)["net"] for r in (first, second))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -55,6 +55,13 @@ def test_tail_metrics_see_an_excess_where_the_truth_is_thin():
     upper = np.concatenate([same, same[high]])  # and the same in the highest 2%
     assert max_log_ratio(truth, upper) > np.log(2) - 0.2
     assert w1_tails(truth, upper) > 3 * w1_tails(truth, same)
+    # a truth of 1500 events (fewer than 40 bins x 50) still gets a finite verdict from 30 bins of 50
+    # (bins of 50: fluctuations of 0.14 each, about 0.4 at most over 30 bins)
+    lowest = same[same < np.quantile(truth, 0.03)]
+    small, tripled = truth[:1500], np.concatenate([same, lowest, lowest])
+    assert max_log_ratio(small, same) < 0.55
+    assert max_log_ratio(small, tripled) > 0.8
+    assert np.isnan(max_log_ratio(truth[:40], same))  # fewer truth events than one bin needs
 
 
 def test_evaluate_reports_tails_and_spectra(tmp_path):

@@ -4,8 +4,8 @@ The classifier AUC averages over events and barely sees regions of little densit
 look at ratio plots, endpoints and tails. Per observable:
 
 - ``max_log_ratio``: the largest |ln(sample density / truth density)| over bins holding at least
-  ``min_count`` truth events (40 equal-population bins of the truth), with half a count added to an
-  empty sample bin;
+  ``min_count`` truth events (up to 40 equal-population bins of the truth, fewer for a small
+  truth), with half a count added to an empty sample bin;
 - ``w1_tails``: the W1 integrand ``|F_sample - F_truth|`` integrated only below the truth's 5%
   and above its 95% quantile (W1 restricted to the outer 5% on each side).
 
@@ -31,7 +31,9 @@ def _weights(sample: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
 def max_log_ratio(truth: np.ndarray, sample: np.ndarray, n_bins: int = 40, min_count: int = 50,
                   sample_weights: np.ndarray | None = None) -> float:
     """Largest |ln ratio| of sample to truth over equal-population truth bins with >= ``min_count``
-    truth events (both normalised to their totals; the sample weighted by ``sample_weights``)."""
+    truth events (both normalised to their totals; the sample weighted by ``sample_weights``); fewer
+    bins where the truth has fewer than ``n_bins * min_count`` events, none (nan) below ``min_count``."""
+    n_bins = max(1, min(n_bins, len(truth) // min_count))
     edges = np.unique(np.quantile(truth, np.linspace(0, 1, n_bins + 1)))
     edges[0], edges[-1] = min(edges[0], sample.min(initial=edges[0])), max(edges[-1], sample.max(initial=edges[-1]))
     t_counts, _ = np.histogram(truth, edges)

@@ -151,8 +151,9 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device)
     seed = train_config.seed
-    torch.manual_seed(seed)  # network initialisation
-    model = GenerativeModel(model_config)
+    with torch.random.fork_rng(devices=[]):  # the initial weights from the seed; the caller's stream untouched
+        torch.manual_seed(seed)
+        model = GenerativeModel(model_config)
     if events is None:
         if density is None:
             raise ValueError("training needs events or a target density")
