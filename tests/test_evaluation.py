@@ -168,6 +168,7 @@ def test_a_report_replaces_only_its_own_files_and_an_interrupted_one_leaves_the_
     assert main(["evaluate", "--truth", str(truth), "--samples", str(truth), "--out", str(out), "--force"]) == 0
     assert not list(out.glob("trajectory_*.png")) and (out / "hist_x_1.png").exists()  # the earlier report's
     assert (out / "mine.png").read_bytes() == b"a user's picture"
+    assert "| truth | - |" in (out / "report.md").read_text()  # a file that names no model
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def interrupted(*args, **kwargs):

@@ -15,6 +15,7 @@ import re
 
 import h5py
 import numpy as np
+import pylhe
 import pytest
 import torch
 from torch import Tensor, nn
@@ -303,6 +304,9 @@ def test_sample_weights_unweight_and_lhe(muon_model):
     assert torch.equal(events[kept_rows], unweighted[:5])  # whole events, unchanged
     ok("unweight", str(work / "w.h5"), "--out", str(work / "u0.lhe"), "--overweight-tolerance", "0")
     assert read_weights(work / "u0.lhe") is None  # unit weights: IDWTUP 3
+    process = pylhe.LHEFile.fromfile(work / "u0.lhe").init.procInfo[0]
+    assert float(process.xSection) == pytest.approx(integral, rel=1e-9)
+    assert float(process.error) == pytest.approx(attributes["integral_error"], rel=1e-9) and process.error > 0
 
 
 def test_weights_refused_where_they_do_not_exist(muon_model, tmp_path):

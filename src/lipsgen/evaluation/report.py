@@ -373,7 +373,8 @@ def _summary_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
               + [f"max |ln ratio| {k}" for k in key_observables])
     rows = []
     for name, m in metrics["samples"].items():
-        rows.append([name, str(m["model"]), "yes" if m["exact"] else "no", f"{m['auc']:.3f}",
+        model = "-" if m["model"] is None else str(m["model"])
+        rows.append([name, model, "yes" if m["exact"] else "no", f"{m['auc']:.3f}",
                      f"{m['conservation']['energy']:.2e}", f"{m['conservation']['momentum']:.2e}"]
                     + ([_format(m["outside_support"], ".2%")] if support else [])
                     + ([_format(m["auc_in_support"], ".3f")] if leak else [])

@@ -114,7 +114,9 @@ def write_events_lhe(
 
     ``weights`` (n,) become the events' XWGTUP; the process's cross section XSECUP is their mean,
     XERRUP its Monte Carlo error, XMAXUP their maximum, and IDWTUP is 4 (weighted events), or 3
-    when every weight is the same (unweighted); without weights, IDWTUP = 3 and unit weights."""
+    when every weight is the same (unweighted); without weights, IDWTUP = 3 and unit weights. Events
+    unweighted from a weighted sample carry its ``integral_error`` (attributes): that is XERRUP, as
+    equal weights have no spread to tell it."""
     path = Path(path)
     xsec, xerr, xmax, idwtup = 1.0, 0.0, 1.0, 3
     if weights is not None:
@@ -122,6 +124,7 @@ def write_events_lhe(
         xsec, xmax = float(w.mean()), float(w.max())
         xerr = float(w.std() / len(w) ** 0.5) if len(w) > 1 else 0.0
         idwtup = 3 if bool((w == w[0]).all()) else 4
+        xerr = float((attributes or {}).get("integral_error", xerr))
     element = ET.Element(_ATTRIBUTES_TAG)
     element.text = json.dumps({**(attributes or {}), "lipsgen_version": __version__})
     header = pylhe.LHEHeader(initrwgt=pylhe.LHEInitRWGT(), extra_elements=[element])
