@@ -154,6 +154,24 @@ def test_sample_refuses_outputs_that_cannot_fit_before_any_work(tmp_path, monkey
         assert not (tmp_path / name).exists()
 
 
+def test_data_refuses_an_output_the_file_size_limit_cannot_hold(tmp_path):
+    """A full disk or ``ulimit -f`` once crashed HDF5 half-way (segfault in its clean-up): refuse first."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200 * 1024, resource.RLIM_INFINITY))
+
+    result = subprocess.run([sys.executable, "-m", "lipsgen", "data", "muon", "--events", "200000", "--out",
+                             str(tmp_path / "x.h5")], preexec_fn=limit_files, capture_output=True, text=True)
+    assert result.returncode == 1 and "file-size limit of 0.195 MiB (ulimit -f)" in result.stderr, result.stderr
+    assert not list(tmp_path.iterdir())
+    small = subprocess.run([sys.executable, "-m", "lipsgen", "data", "muon", "--events", "100", "--out",
+                            str(tmp_path / "s.h5")], preexec_fn=limit_files, capture_output=True, text=True)
+    assert small.returncode == 0, small.stderr
+
+
 def test_an_output_created_meanwhile_by_another_command_is_not_overwritten(tmp_path):
     from lipsgen.io.atomic import atomic_output
 

@@ -9,7 +9,15 @@ from pathlib import Path
 
 from ..catalogue import DEFAULT_CHUNK_SIZE, TARGET_HELP, TARGET_OPTIONS
 from . import pythia
-from .options import TARGET_FLAGS, add_force_option, check_output, positive_float, positive_int, seed_value
+from .options import (
+    TARGET_FLAGS,
+    add_force_option,
+    check_output,
+    check_output_size,
+    positive_float,
+    positive_int,
+    seed_value,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -54,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     fmt = event_format(args.out)
     check_output(args.out, force=args.force)
     target = make_target(args.target, **target_parameters(args))
+    check_output_size(args.out, args.events, target.n_particles)
     seed = fresh_seed() if args.seed is None else args.seed
     attributes = {"target": target.name, "seed": seed, "permuted": args.permute,
                   "n_particles": target.n_particles, **target.parameters()}

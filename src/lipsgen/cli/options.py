@@ -124,20 +124,26 @@ _BYTES_PER_PARTICLE = {"hdf5": 32, "npz": 32, "lhe": 230}
 
 
 def check_output_size(out: Path, n_events: int, n_particles: int) -> None:
-    """Refuse, before any work, an output the disk cannot hold, or (npz, LHE: written from memory)
-    that memory cannot hold."""
+    """Refuse, before any work, an output the disk or this process's file-size limit (``ulimit -f``)
+    cannot hold, or (npz, LHE: written from memory) that memory cannot hold. (HDF5 that fails
+    half-way through a write crashes in its own clean-up: better never to start it.)"""
     import os
+    import resource
     import shutil
 
     from ..io import event_format
 
     fmt = event_format(out)
-    needed = n_events * n_particles * _BYTES_PER_PARTICLE[fmt]
+    needed = n_events * n_particles * _BYTES_PER_PARTICLE[fmt] + 2**16  # and header and metadata
     folder = out.parent if str(out.parent) else Path(".")
     free = shutil.disk_usage(folder if folder.is_dir() else Path(".")).free
     if needed > free:
         raise ValueError(f"{out}: {n_events} events of {n_particles} particles need about {needed / 2**30:.3g} GiB, "
                          f"the disk has {free / 2**30:.3g} GiB free")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and needed > limit:
+        raise ValueError(f"{out}: {n_events} events of {n_particles} particles need about {needed / 2**20:.3g} MiB, "
+                         f"above this process's file-size limit of {limit / 2**20:.3g} MiB (ulimit -f)")
     if fmt != "hdf5":
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         in_memory = n_events * n_particles * 32
