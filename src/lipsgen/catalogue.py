@@ -117,3 +117,6 @@ PYTHIA_BLOCK_SIZE = 5000
 # Events per chunk when streaming: amortises Python and HDF5 overhead; a chunk of 30-particle
 # events stays under 100 MB.
 DEFAULT_CHUNK_SIZE = 65536
+
+# events evaluated per sample file by default (the truth: twice as many), in bounded memory
+EVALUATED_EVENTS = 500_000

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..catalogue import EVALUATED_EVENTS
 from .options import add_force_option, positive_int, seed_value
 
 
@@ -23,7 +24,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_force_option(parser)
     parser.add_argument("--batches", type=positive_int, default=5, help="batches for W1 spread (default 5)")
-    parser.add_argument("--max-events", type=positive_int, default=None, help="events used per sample")
+    parser.add_argument("--max-events", type=positive_int, default=EVALUATED_EVENTS,
+                        help=f"events evaluated per sample file (twice as many of the truth): a larger file gives a "
+                             f"uniform random subsample for the histograms, W1 and the classifier, while the "
+                             f"conservation metric and the physics checks see every event (default {EVALUATED_EVENTS})")
     parser.add_argument("--seed", type=seed_value, default=0, help="classifier seed")
     parser.set_defaults(run=run)
 

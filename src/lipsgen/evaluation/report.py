@@ -17,11 +17,13 @@ import h5py
 import numpy as np
 import torch
 
+from ..catalogue import EVALUATED_EVENTS
 from ..conservation import conservation_metric, event_violations
 from ..errors import raise_if_terminated
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
-from ..io.formats import FILE_RTOL, read_events, read_weights
+from ..io.formats import FILE_RTOL
+from ..io.subsample import FileSubsample, read_subsample
 from ..targets import target_from_attributes
 from ..targets.facts import facts_from_attributes
 from ..validation import check_events
@@ -164,8 +166,13 @@ def _weighted_eec(events: torch.Tensor, weights: np.ndarray | None) -> tuple[np.
     return cosines, pair_weights * np.repeat(weights, len(pair_weights) // len(weights))
 
 
-def _read_checked(path: Path, n_particles: int, target: str, sqrt_s: float) -> tuple[torch.Tensor, dict[str, Any]]:
-    events, attributes = read_events(path)
+def _read_checked(path: Path, n_particles: int, target: str, sqrt_s: float, max_events: int | None,
+                  seed: int) -> FileSubsample:
+    def massless(events: torch.Tensor, name: str, energy: float) -> None:
+        check_events(events, name, mass_rtol=FILE_RTOL)  # massless at the files' precision
+
+    read = read_subsample(path, max_events, seed=seed, sqrt_s=sqrt_s, check=massless)
+    events, attributes = read.events, read.attributes
     recorded = attributes.get("sqrt_s")
     # without the attribute, the events' own total energy (the baselines conserve it only roughly)
     energy = float(recorded) if recorded is not None else float(events[..., 0].sum(1).median())
@@ -180,8 +187,14 @@ def _read_checked(path: Path, n_particles: int, target: str, sqrt_s: float) -> t
     if other is not None and target != "unknown" and other != target:
         # e.g. uniform phase space (the noise end) against the data: a comparison users want
         warnings.warn(f"{path}: target {other!r}, the truth is {target!r}; comparing anyway", stacklevel=3)
-    check_events(events, str(path), mass_rtol=FILE_RTOL)  # massless at the files' precision
-    return events, attributes
+    if read.all_weights is not None:
+        w = read.all_weights
+        if not bool((torch.isfinite(w) & (w >= 0)).all()):
+            bad = int(torch.nonzero(~(torch.isfinite(w) & (w >= 0)))[0])
+            raise EventFileError(f"{path}: event {bad} has weight {float(w[bad])!r}; histograms, W1 and the "
+                                 f"classifier need finite non-negative weights (unweight the events first, or "
+                                 f"split a sample with negative weights into its positive and negative parts)")
+    return read
 
 
 # the files of a report written before reports listed theirs (metrics.json, "report_files")
@@ -194,10 +207,15 @@ def evaluate(
     *,
     n_batches: int = 5,
     seed: int = 0,
-    max_events: int | None = None,
+    max_events: int | None = EVALUATED_EVENTS,
 ) -> dict[str, Any]:
     """Compare sample files (and/or a trajectory) with truth; write metrics.json, plots, report.md
     and report.html into ``out_dir``; return the metrics.
+
+    Files larger than ``max_events`` (the truth: twice that; None: no limit) are evaluated on a
+    uniform random subsample (``seed``) read chunk by chunk, so memory stays bounded whatever their
+    size; the conservation metric and the physics checks stream over every event
+    (:func:`lipsgen.io.subsample.read_subsample`). ``n_events`` and ``n_evaluated`` say which.
 
     The report is made in a temporary folder inside ``out_dir`` and moved in only when complete:
     an interrupted or failed evaluation leaves ``out_dir`` as it was. An earlier report there is
@@ -229,11 +247,11 @@ def _publish_report(work: Path, out: Path) -> None:
 
 def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed: int,
                    max_events: int | None) -> dict[str, Any]:
-    truth, t_attrs = read_events(inputs.truth)
+    t_read = read_subsample(inputs.truth, None if max_events is None else 2 * max_events, seed=seed,
+                            check=lambda events, name, energy: check_events(events, name, sqrt_s=energy,
+                                                                            cm_rtol=FILE_RTOL, mass_rtol=FILE_RTOL))
+    truth, t_attrs = t_read.events, t_read.attributes
     sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
-    check_events(truth, str(inputs.truth), sqrt_s=sqrt_s, cm_rtol=FILE_RTOL, mass_rtol=FILE_RTOL)
-    if max_events is not None:
-        truth = truth[: 2 * max_events]
     n_particles = truth.shape[1]
     target, labelled, names = _describe_truth(t_attrs, n_particles)
     half = len(truth) // 2
@@ -245,9 +263,9 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
     ref_features = feature_matrix(ref_obs)
     metrics: dict[str, Any] = {
         "truth": str(inputs.truth), "target": target, "n_particles": n_particles, "labelled": labelled,
-        "n_truth": int(len(truth)), "batches": n_batches,
+        "n_truth": t_read.n_events, "n_truth_evaluated": int(len(truth)), "batches": n_batches,
         "floor_auc": classifier_auc(feature_matrix(ind_obs), ref_features, seed),
-        "truth_conservation": conservation_metric(truth, sqrt_s=sqrt_s).as_dict(),
+        "truth_conservation": t_read.conservation.as_dict(),
         "samples": {},
     }
     plots: list[str] = []
@@ -257,17 +275,9 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
     sample_events: dict[str, torch.Tensor] = {}
     sample_weights: dict[str, np.ndarray | None] = {}
     for path in inputs.samples:
-        events, attributes = _read_checked(path, n_particles, target, sqrt_s)
-        weight_tensor = read_weights(path)
-        if weight_tensor is not None and not bool((torch.isfinite(weight_tensor) & (weight_tensor >= 0)).all()):
-            bad = int(torch.nonzero(~(torch.isfinite(weight_tensor) & (weight_tensor >= 0)))[0])
-            raise EventFileError(f"{path}: event {bad} has weight {float(weight_tensor[bad])!r}; histograms, W1 and "
-                                 f"the classifier need finite non-negative weights (unweight the events first, or "
-                                 f"split a sample with negative weights into its positive and negative parts)")
-        if max_events is not None:
-            events = events[:max_events]
-            weight_tensor = None if weight_tensor is None else weight_tensor[:max_events]
-        weights = None if weight_tensor is None else weight_tensor.numpy()
+        read = _read_checked(path, n_particles, target, sqrt_s, max_events, seed)
+        events, attributes = read.events, read.attributes
+        weights = None if read.weights is None else read.weights.numpy()
         name = path.name.removesuffix(".h5").removesuffix(".hdf5").removesuffix(".npz").removesuffix(".lhe")
         if name in sample_obs:
             name = f"{name} ({len(sample_obs)})"
@@ -276,11 +286,11 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
         features = feature_matrix(observables)
         auc = classifier_auc(features, ref_features, seed, weights)
         metrics["samples"][name] = {
-            "path": str(path), "n_events": int(len(events)), "model": attributes.get("model"),
-            "exact": bool(attributes.get("exact", True)),
-            "weights": None if weight_tensor is None else summarise_weights(weight_tensor).as_dict(),
+            "path": str(path), "n_events": read.n_events, "n_evaluated": int(len(events)),
+            "model": attributes.get("model"), "exact": bool(attributes.get("exact", True)),
+            "weights": None if read.all_weights is None else summarise_weights(read.all_weights).as_dict(),
             "auc": auc,
-            "conservation": conservation_metric(events, sqrt_s=sqrt_s).as_dict(),
+            "conservation": read.conservation.as_dict(),
             **_support_metrics(features, _inside_support(observables), auc, ref_features, seed, weights),
             "wasserstein": {o.name: _w1(r.values, o.values, weights, n_batches) for r, o in zip(ref_obs, observables)},
             "tails": {o.name: _tail_metrics(r.values, o.values, weights) for r, o in zip(ref_obs, observables)},

@@ -40,11 +40,11 @@ def read_events(path: str | os.PathLike[str]) -> tuple[Tensor, dict[str, Any]]:
     reader = {"hdf5": read_events_h5, "npz": read_events_npz, "lhe": read_events_lhe}[fmt]
     events, attributes = reader(path)
     if "sqrt_s" in attributes:
-        attributes["sqrt_s"] = _energy_attribute(path, attributes["sqrt_s"])
+        attributes["sqrt_s"] = energy_attribute(path, attributes["sqrt_s"])
     return events, attributes
 
 
-def _energy_attribute(path: str | os.PathLike[str], value: Any) -> float:
+def energy_attribute(path: str | os.PathLike[str], value: Any) -> float:
     """The ``sqrt_s`` attribute as a float, refused unless it is one finite positive number."""
     try:
         energy = float(value.item() if hasattr(value, "item") else value)
