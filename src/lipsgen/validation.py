@@ -7,10 +7,14 @@ malformed input silently propagates to NaN. Messages name the argument, the firs
 
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import Any
+
 import torch
 from torch import Tensor
 
 __all__ = [
+    "check_known_fields",
     "check_threevectors",
     "check_events",
     "check_positive",
@@ -138,3 +142,12 @@ def check_nonzero_vectors(q: Tensor, reason: str, name: str = "q") -> Tensor:
     if zero.any():
         raise ValueError(f"{name}: {_where(_first_event(zero))} is the zero vector, {reason}")
     return r
+
+
+def check_known_fields(cls: type, values: dict[str, Any], what: str,
+                       error: type[Exception] = ValueError) -> None:
+    """Refuse a stored config ``values`` (a dict) with fields the dataclass ``cls`` does not have
+    (written by a newer lipsgen), naming them; ``what`` names the config in the message."""
+    unknown = sorted(set(values) - {f.name for f in fields(cls)})
+    if unknown:
+        raise error(f"{what} has unknown fields {unknown}: written by a newer lipsgen?")

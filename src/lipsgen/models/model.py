@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -14,6 +14,7 @@ from ..coordinates.qspace import sample_prior
 from ..coordinates.rambo import rambo_map
 from ..coordinates.zspace import standard_normal_log_prob
 from ..random import make_generator
+from ..validation import check_known_fields
 from .flows import SplineFlow
 from .networks import MLPBackbone, TransformerBackbone
 from .processes import FlowMatching, LangevinDiffusion, NormalizingFlowProcess, Process, VPDiffusion
@@ -116,10 +117,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"checkpoint config has unknown fields {unknown}: written by a newer lipsgen?")
+        check_known_fields(cls, values, "checkpoint config")
         return cls(**values)
 
 

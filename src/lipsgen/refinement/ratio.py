@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from ..errors import LipsgenError
 from ..progress import progress_bar
 from ..random import make_generator
+from ..validation import check_known_fields
 from ..weights import WeightSummary
 from .features import n_ratio_features, ratio_features
 
@@ -70,11 +71,7 @@ class RatioConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RatioConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise RatioCheckpointError(f"density-ratio config has unknown fields {unknown}: "
-                                       "written by a newer lipsgen?")
+        check_known_fields(cls, values, "density-ratio config", RatioCheckpointError)
         return cls(**values)
 
 

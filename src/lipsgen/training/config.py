@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..catalogue import CPU_TRANSFORMER, CPU_TRANSFORMER_LANGEVIN_STEPS, PRESETS
 from ..models.model import ModelConfig
+from ..validation import check_known_fields
 
 __all__ = ["TrainConfig", "PRESETS", "resolve_preset"]
 
@@ -43,10 +44,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"training config has unknown fields {unknown}: written by a newer lipsgen?")
+        check_known_fields(cls, values, "training config")
         return cls(**values)
 
 

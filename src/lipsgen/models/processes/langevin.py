@@ -68,7 +68,7 @@ class LangevinDiffusion(Process):
 
     def __init__(self, schedule: str = "smooth", drift: Drift = "score", eps: float = 0.2,
                  divergence: Divergence = "exact", probes: int = 1, variance: ReverseVariance = "2g",
-                 time_law: TimeLaw = "paper", loss_weight: LossWeight = "paper", states_per_chain: int = 1) -> None:
+                 time_law: TimeLaw = "paper", loss_weight: LossWeight = "paper", states_per_chain: int = 4) -> None:
         for name, value, allowed in (("drift", drift, ("score", "regularised")),
                                      ("divergence", divergence, ("exact", "hutchinson")),
                                      ("variance", variance, ("2g", "ratio")),
