@@ -74,3 +74,19 @@ def test_three_four_vector_conversion(generator):
     torch.testing.assert_close(lipsgen.four_to_three(four), vec)
     torch.testing.assert_close(mass_squared(four), torch.zeros(10, 3, dtype=torch.float64), atol=1e-14, rtol=0)
     assert torch.equal(lipsgen.energies(four), four[..., 0])
+
+
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.19])
+def test_min_pair_invariant_is_the_smallest_of_every_pair(sqrt_s):
+    import itertools
+
+    from lipsgen.kinematics import min_pair_invariant, minkowski_dot
+
+    events = lipsgen.uniform_phase_space(500, 5, seed=3, sqrt_s=sqrt_s)
+    expected = torch.stack([2 * minkowski_dot(events[:, i], events[:, j]) / sqrt_s**2
+                            for i, j in itertools.combinations(range(5), 2)], dim=1).min(dim=1).values
+    got = min_pair_invariant(events, sqrt_s)
+    assert torch.allclose(got, expected, rtol=1e-10, atol=0)
+    # every pair is the smallest somewhere: no pair may be skipped
+    y = torch.stack([2 * minkowski_dot(events[:, i], events[:, j]) for i, j in itertools.combinations(range(5), 2)], 1)
+    assert set(y.argmin(dim=1).tolist()) == set(range(10))

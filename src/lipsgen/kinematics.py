@@ -14,6 +14,7 @@ from torch import Tensor
 
 __all__ = [
     "minkowski_dot",
+    "min_pair_invariant",
     "sorted_by_energy",
     "mass_squared",
     "energies",
@@ -109,3 +110,11 @@ def sorted_by_energy(events: Tensor) -> Tensor:
     order of unlabelled particles."""
     order = torch.argsort(events[..., 0], dim=1, descending=True, stable=True)
     return torch.take_along_dim(events, order.unsqueeze(-1), dim=1)
+
+
+def min_pair_invariant(events: Tensor, sqrt_s: float | None = None) -> Tensor:
+    """``min_{i<j} y_ij`` (n,) of events (n, N, 4), with ``y_ij = s_ij / s`` (see
+    :func:`scaled_pair_invariants`): the resolution a pairwise cut ``y_ij > ycut`` acts on."""
+    n_particles = events.shape[1]
+    pairs = torch.triu_indices(n_particles, n_particles, 1, device=events.device)
+    return scaled_pair_invariants(events, sqrt_s)[:, pairs[0], pairs[1]].min(dim=1).values

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..errors import LipsgenError
-from ..kinematics import scaled_pair_invariants
+from ..kinematics import min_pair_invariant, scaled_pair_invariants
 from .base import Target
 
 __all__ = ["Antenna", "ORDERINGS"]
@@ -67,9 +67,7 @@ class Antenna(Target):
 
     def in_support(self, events: Tensor) -> Tensor:
         """Mask (n,): ``min_ij y_ij > ycut`` over all pairs."""
-        y = scaled_pair_invariants(self.check_shape(events), self.sqrt_s)
-        pairs = torch.triu_indices(self.n_particles, self.n_particles, 1, device=y.device)
-        return y[:, pairs[0], pairs[1]].min(dim=1).values > self.ycut
+        return min_pair_invariant(self.check_shape(events), self.sqrt_s) > self.ycut
 
     def log_density(self, events: Tensor) -> Tensor:
         """``log sum_orderings prod_i 1/y_{i,i+1}`` (n,) (unnormalised); -inf outside the cut."""

@@ -11,7 +11,7 @@ import torch
 from scipy import integrate
 from torch import Tensor
 
-from ..kinematics import scaled_pair_invariants
+from ..kinematics import min_pair_invariant, scaled_pair_invariants
 from .base import Target, fill_by_rejection
 from .three_body import dalitz_jacobian, events_from_invariants
 
@@ -116,8 +116,7 @@ class QQG(Target):
 
     def in_support(self, events: Tensor) -> Tensor:
         """Mask (n,): ``min_ij y_ij > ycut`` for events (n, 3, 4)."""
-        y = scaled_pair_invariants(self.check_shape(events), self.sqrt_s)
-        return torch.stack([y[:, 0, 1], y[:, 0, 2], y[:, 1, 2]], dim=1).min(dim=1).values > self.ycut
+        return min_pair_invariant(self.check_shape(events), self.sqrt_s) > self.ycut
 
     def log_density(self, events: Tensor) -> Tensor:
         """Normalised log-density on phase space (measure of docs/design.md, Conventions); -inf outside the cut."""
