@@ -7,6 +7,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from .._version import __version__
 from ..errors import LipsgenError, Terminated, raise_if_terminated, request_termination
@@ -38,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    def one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                         file: TextIO | None = None, line: str | None = None) -> None:
         print(f"lipsgen {args.command}: warning: {message}", file=sys.stderr)
 
     warnings.showwarning = one_line_warning

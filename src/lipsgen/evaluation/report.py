@@ -74,7 +74,8 @@ def _as_numpy(pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.n
     return pair[0].numpy(), pair[1].numpy()
 
 
-def _observables(events: torch.Tensor, target: str, labelled: bool, names, attributes) -> list[Observable]:
+def _observables(events: torch.Tensor, target: str, labelled: bool, names: tuple[str, ...] | None,
+                 attributes: dict[str, Any]) -> list[Observable]:
     result = event_observables(events, labelled=labelled, names=names)
     if "n_jets" in attributes:  # clustered jets (lipsgen data pythia, convert --jets)
         result += jet_observables(events)
@@ -329,7 +330,9 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
     return metrics
 
 
-def _evaluate_trajectory(path, out, reference, ref_obs, target, labelled, names, t_attrs, max_events):
+def _evaluate_trajectory(path: Path, out: Path, reference: torch.Tensor, ref_obs: list[Observable], target: str,
+                         labelled: bool, names: tuple[str, ...] | None, t_attrs: dict[str, Any],
+                         max_events: int | None) -> tuple[dict[str, Any], list[str]]:
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: no such trajectory file")
     with h5py.File(path, "r") as f:

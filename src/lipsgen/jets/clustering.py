@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -24,7 +25,7 @@ CLUSTERING = "FastJet ee_kt_algorithm (Durham), E scheme, exclusive_jets(n_jets)
 
 
 @cache
-def _jet_definition():
+def _jet_definition() -> Any:
     import fastjet
     import fastjet._swig as swig
 
@@ -32,7 +33,7 @@ def _jet_definition():
     return fastjet.JetDefinition0Param(fastjet.ee_kt_algorithm)
 
 
-def _cluster(particles: ak.Array):
+def _cluster(particles: ak.Array) -> Any:
     import fastjet
 
     return fastjet.ClusterSequence(particles, _jet_definition())

@@ -78,7 +78,8 @@ class Antenna(Target):
         value = torch.logsumexp(-log_y.sum(dim=2), dim=1)
         return torch.where(self.in_support(events), value, torch.full_like(value, -math.inf))
 
-    def sample_chunk(self, n_events, generator, dtype, device) -> Tensor:
+    def sample_chunk(self, n_events: int, generator: torch.Generator, dtype: torch.dtype,
+                     device: torch.device) -> Tensor:
         raise LipsgenError("antenna: no exact event sampler; draw weighted events from a model trained on the "
                            "density (lipsgen train --target antenna --model nf) with lipsgen sample --weights, "
                            "then lipsgen unweight")

@@ -67,7 +67,8 @@ class MuonDecay(Target):
         volume = dalitz_jacobian(self.sqrt_s) / 2
         return torch.log(self.weight(self.check_shape(events))) - math.log(2 / 3 * volume)
 
-    def sample_chunk(self, n_events, generator, dtype, device) -> Tensor:
+    def sample_chunk(self, n_events: int, generator: torch.Generator, dtype: torch.dtype,
+                     device: torch.device) -> Tensor:
         def draw_accepted(size: int) -> Tensor:
             proposal = self._uniform.sample_chunk(size, generator, dtype, device)
             ratio = self.weight(proposal)

@@ -124,7 +124,8 @@ class QQG(Target):
         density = self.dalitz_density(y[:, 1, 2], y[:, 0, 2])
         return torch.log(density) - math.log(dalitz_jacobian(self.sqrt_s))
 
-    def sample_chunk(self, n_events, generator, dtype, device) -> Tensor:
+    def sample_chunk(self, n_events: int, generator: torch.Generator, dtype: torch.dtype,
+                     device: torch.device) -> Tensor:
         log_cut = math.log(self.ycut)
 
         def draw_accepted(size: int) -> Tensor:

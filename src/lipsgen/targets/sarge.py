@@ -72,7 +72,8 @@ class Sarge(Target):
     def parameters(self) -> dict:
         return {"n_particles": self.n_particles, "xi_max": self.xi_max, "sqrt_s": self.sqrt_s}
 
-    def sample_chunk(self, n_events, generator, dtype, device) -> Tensor:
+    def sample_chunk(self, n_events: int, generator: torch.Generator, dtype: torch.dtype,
+                     device: torch.device) -> Tensor:
         n = n_events
         direction = torch.randn((n, 3), generator=generator, dtype=dtype, device=device)
         direction = direction / torch.linalg.vector_norm(direction, dim=-1, keepdim=True)
