@@ -1,5 +1,4 @@
 import math
-import math
 
 import numpy as np
 import pytest

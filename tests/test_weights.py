@@ -29,6 +29,7 @@ from lipsgen.models.model import GenerativeModel, ModelConfig
 from lipsgen.models.processes import FlowMatching, LangevinDiffusion, VPDiffusion, jacobian_step
 from lipsgen.targets import Antenna, MuonDecay, make_target
 from lipsgen.targets.density import CallableDensity, checked_log_density, load_density
+from lipsgen.targets.uniform import uniform_phase_space
 from lipsgen.weights import log_event_weights, reduced_maximum, summarise_weights, unweight
 
 
@@ -411,3 +412,19 @@ def test_weights_need_a_target_density(tmp_path):
     fails("sarge: no closed-form density", "sample", str(tmp_path / "m" / "model.pt"), "--events", "10", "--weights",
           "--out", str(tmp_path / "w.h5"))
     assert not (tmp_path / "w.h5").exists()
+
+
+@pytest.mark.parametrize("sqrt_s, options", [(1.0, {}), (91.19, {}), (91.19, {"base": "chain"})])
+def test_nf_log_prob_of_given_events_is_an_unbiased_density(sqrt_s, options):
+    """E_uniform[r(p)] = 1 for the model's density r over uniform phase space, with the fibre (RAMBO's
+    boost and scale, or the chart's spare coordinates) drawn afresh: one draw is unbiased already."""
+    model = perturbed_model("nf", 0.02, sqrt_s=sqrt_s, **options)
+    events = uniform_phase_space(20_000, 3, seed=5, sqrt_s=sqrt_s)
+    log_r = model.log_prob(events, seed=6, draws=1)
+    assert float(log_r.std()) > 0.05  # far from uniform: the test has something to see
+    summary = summarise_weights(log_r.exp())
+    assert abs(summary.integral - 1) < 4 * summary.integral_error and summary.integral_error < 0.01, summary
+    averaged = model.log_prob(events[:2000], seed=6, draws=32)
+    assert float((averaged - log_r[:2000]).std()) < float(log_r.std())  # averaging the fibre steadies it
+    with pytest.raises(ValueError, match="one-pass density"):
+        perturbed_model("fm-z", 0.0).log_prob(events)

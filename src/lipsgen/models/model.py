@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -254,6 +255,37 @@ class GenerativeModel(nn.Module):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.space.load_state(state.get("space", {}))
+
+    @torch.no_grad()
+    def log_prob(self, events: Tensor, *, seed: int | None = None, generator: torch.Generator | None = None,
+                 draws: int = 16) -> Tensor:
+        """The model's density of given events (n, N, 4), in the convention of
+        ``SampleOutput.log_density``: ``log r(p)`` with ``r = V_N x`` the density on phase space, so
+        that weights are ``V_N f / r``. For models with a one-pass density (nf).
+
+        Where the lift into the model's space has a fibre (RAMBO's boost and scale in z-space, a
+        base chart's spare coordinates, a mixture's channel) ``r`` is the fibre average of the
+        flow's density over the reference's; it is estimated from ``draws`` draws of the exact fibre
+        law: ``exp(log_prob)`` is unbiased for ``r`` (the log is not: Jensen). A chart without a fibre
+        gives ``r`` exactly, whatever ``draws``. ODE and SDE models give exact densities of their own
+        samples only (``sample(..., density=True)``)."""
+        if not isinstance(self.net, SplineFlow):
+            raise ValueError(f"log_prob of given events needs a model with a one-pass density (nf), not "
+                             f"{self.config.model}; its samples carry their exact densities (sample(density=True))")
+        if self.config.lift != "exact":
+            raise ValueError("log_prob averages over the exact fibre law; this model lifts with a fixed fibre")
+        if not isinstance(draws, int) or draws < 1:
+            raise ValueError(f"draws must be a positive integer, got {draws!r}")
+        events = events.to(torch.float64)
+        if events.ndim != 3 or events.shape[1:] != (self.config.n_particles, 4):
+            raise ValueError(f"events must have shape (n, {self.config.n_particles}, 4), got {tuple(events.shape)}")
+        device = next(self.net.parameters()).device
+        generator = make_generator(seed, generator, device)
+        terms = []
+        for _ in range(draws):
+            x = self.space.encode(events, generator).to(device)
+            terms.append(self.net.log_prob(x).double() - self.reference_log_prob(x))
+        return torch.logsumexp(torch.stack(terms), dim=0) - math.log(draws)
 
     @torch.no_grad()
     def sample(
