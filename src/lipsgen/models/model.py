@@ -13,7 +13,6 @@ from torch import Tensor, nn
 from ..catalogue import MODEL_KINDS, Backbone, Coupling, Divergence, Drift, Lift, LossWeight, ReverseVariance, TimeLaw
 from ..coordinates.qspace import sample_prior
 from ..coordinates.rambo import rambo_map
-from ..coordinates.zspace import standard_normal_log_prob
 from ..random import make_generator
 from ..validation import check_known_fields
 from .flows import SplineFlow
@@ -147,9 +146,9 @@ class FittedGaussian(nn.Module):
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Log-density (n,) float64 of states x (n, N, 3)."""
-        chol = self.chol.double()
-        white = torch.linalg.solve_triangular(chol, (x.flatten(1).double() - self.mean.double()).T, upper=False).T
-        return standard_normal_log_prob(white) - torch.log(chol.diagonal()).sum()
+        gaussian = torch.distributions.MultivariateNormal(self.mean.double(), scale_tril=self.chol.double(),
+                                                          validate_args=False)
+        return gaussian.log_prob(x.flatten(1).double())
 
 
 @dataclass
