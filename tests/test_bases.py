@@ -10,9 +10,10 @@ import torch
 
 from conftest import assert_matches_cdf, run_cli
 from lipsgen.bases import ChainMap, ChannelMixture, PhaseSpaceMap, chain_orderings, colour_orderings, make_base
-from lipsgen.kinematics import phase_space_volume, scaled_pair_invariants
+from lipsgen.kinematics import min_pair_invariant, phase_space_volume, scaled_pair_invariants
 from lipsgen.models.model import GenerativeModel, ModelConfig
 from lipsgen.targets import QQG
+from lipsgen.targets.uniform import uniform_phase_space
 from lipsgen.training import load_model
 from lipsgen.validation import check_events
 
@@ -61,6 +62,34 @@ def test_chain_with_a_cut_covers_exactly_the_cut_region(sqrt_s):
     below = (scaled_pair_invariants(outside, sqrt_s)[:, [0, 0, 1], [1, 2, 2]].min(1).values <= ycut)
     assert bool(below.any()) and bool(torch.isnan(u[below]).all()) and bool((log_g_back[below] == -math.inf).all())
     assert bool(torch.isfinite(u[~below]).all())
+
+
+@pytest.mark.parametrize("n_particles, sqrt_s", [(4, 1.0), (5, 91.19)])
+def test_chain_with_a_cut_contains_the_cut_region_for_more_particles(n_particles, sqrt_s):
+    """N > 3: the support contains every event above the cut (E_u[w 1(cut)] = V_N P_uniform(cut),
+    which falls short if any of the cut region is missing), its events bound the chain's invariants,
+    and it holds more of its events above the cut than the same chain without the cut."""
+    ycut = 0.01
+    base = ChainMap(n_particles, sqrt_s, ycut=ycut, invariant_powers=(0.15, 0.3), angle_power=0.25)
+    events, log_g = base.forward(_uniform_u(400_000, base.dim, 4))
+    check_events(events, sqrt_s=sqrt_s)
+    inside = min_pair_invariant(events, sqrt_s) > ycut
+    w = (-log_g).exp() / phase_space_volume(n_particles, sqrt_s)
+    mean, error = _mean_and_error(w * inside)
+    uniform = uniform_phase_space(400_000, n_particles, seed=5, sqrt_s=sqrt_s)
+    share = float((min_pair_invariant(uniform, sqrt_s) > ycut).double().mean())
+    share_error = math.sqrt(share * (1 - share) / len(uniform))
+    assert error < 0.01 * share and abs(mean - share) < 4 * math.hypot(error, share_error), (mean, share, error)
+    unfolded, _ = ChainMap(n_particles, sqrt_s, invariant_powers=(0.15, 0.3), angle_power=0.25).forward(
+        _uniform_u(400_000, base.dim, 4))
+    assert float(inside.double().mean()) > 1.2 * float((min_pair_invariant(unfolded, sqrt_s) > ycut).double().mean())
+    y = scaled_pair_invariants(events, sqrt_s)
+    assert float(y[:, 0, 1].min()) > ycut * (1 - 1e-9)  # s_1 = s_01: bounded by the chain
+    above = uniform[min_pair_invariant(uniform, sqrt_s) > ycut][:2000]
+    u, log_g_back = base.inverse(above)
+    assert bool(torch.isfinite(u).all()) and bool(torch.isfinite(log_g_back).all())
+    back, _ = base.forward(u)
+    assert float((back - above).abs().max()) < 1e-9 * sqrt_s
 
 
 @pytest.mark.parametrize("n_particles, sqrt_s", [(3, 91.19), (4, 1.0), (7, 91.19)])
@@ -119,8 +148,8 @@ def test_fit_recovers_the_powers_of_its_own_samples():
 
 
 def test_bad_bases_are_refused():
-    with pytest.raises(ValueError, match="folds a ycut exactly only for 3 particles"):
-        ChainMap(5, ycut=1e-3)
+    with pytest.raises(ValueError, match=r"ycut must lie in \[0, 0.1\) for 5 particles"):
+        ChainMap(5, ycut=0.1)
     with pytest.raises(ValueError, match="permutation"):
         ChainMap(3, order=[0, 0, 1])
     with pytest.raises(ValueError, match=r"must lie in \[-0.95, 0.95\]"):

@@ -19,9 +19,14 @@ Direction: with ``fit_direction`` the fit also chooses, by likelihood, between t
 its reverse (for energy-ordered particles: the hardest or the softest emitted last); the chosen order
 is then a fitted parameter. Channels of a mixture keep theirs.
 
-Cuts: with ``ycut > 0`` and N = 3 the support is exactly ``min_ij y_ij > ycut`` (both the invariant
-and the angle have closed-form ranges). For N > 3 a pairwise cut does not factorise along the
-chain; the map then refuses ``ycut`` rather than pretend.
+Cuts: with ``ycut > 0`` the support is a region that contains every event with
+``min_ij y_ij > ycut``, and for N = 3 is exactly that. Along the chain, every pair invariant above
+the cut bounds the chain's invariants: ``s_k = sum_{i<j<=k} s_ij > C(k+1, 2) ycut s`` and the gap
+``s_{k+1} - s_k = sum_{i<=k} s_{i,k+1} > (k+1) ycut s``, so each ratio rho_k ranges over
+``(C(k+1, 2) ycut s / s_{k+1}, 1 - (k+1) ycut s / s_{k+1})`` given the s_{k+1} above it: ranges
+that factorise along the chain, so the density stays normalised on them. For N = 3 the angle's
+range is also closed-form and the support is the cut region itself; for N > 3 the pairs that the
+chain's invariants do not bound may still fall below the cut (a target density is zero there).
 """
 
 from __future__ import annotations
@@ -89,11 +94,9 @@ class ChainMap:
             raise ValueError(f"the chain base needs at least 3 particles, got {n_particles!r}")
         if not sqrt_s > 0:
             raise ValueError(f"sqrt_s must be positive, got {sqrt_s!r}")
-        if not 0 <= ycut < 0.25:
-            raise ValueError(f"ycut must lie in [0, 1/4), got {ycut!r}")
-        if ycut > 0 and n_particles != 3:
-            raise ValueError(f"the chain base folds a ycut exactly only for 3 particles (got {n_particles}): a "
-                             f"pairwise cut does not factorise along the chain")
+        largest = min(0.25, 1 / math.comb(n_particles, 2))  # every pair above it must fit in s
+        if not 0 <= ycut < largest:
+            raise ValueError(f"ycut must lie in [0, {largest:.4g}) for {n_particles} particles, got {ycut!r}")
         order = list(range(n_particles)) if order is None else [int(i) for i in order]
         if sorted(order) != list(range(n_particles)):
             raise ValueError(f"order must be a permutation of 0..{n_particles - 1}, got {order}")
@@ -129,9 +132,10 @@ class ChainMap:
         self.angles = PowerEnds(values["angle_power"], values["angle_power"])
 
     # --- ranges: where the cut is folded in ---------------------------------------------------
-    def _rho_range(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        lo = torch.full_like(like, self.ycut)
-        return lo, torch.full_like(like, 1 - 2 * self.ycut)
+    def _rho_range(self, k: int, s_next: Tensor) -> tuple[Tensor, Tensor]:
+        """The range of rho_k = s_k / s_{k+1} given s_{k+1} (n,) with every pair above the cut."""
+        unit = self.ycut * self.sqrt_s**2 / s_next
+        return math.comb(k + 1, 2) * unit, 1 - (k + 1) * unit
 
     def _v_range(self, gap_over_s: Tensor) -> tuple[Tensor, Tensor]:
         """The range of v_1 given (s - s_1)/s (N = 3): y_02, y_12 = (1 - y_01)(1 - v), (1 - y_01) v > ycut."""
@@ -154,7 +158,7 @@ class ChainMap:
         full = (u.new_zeros(n), u.new_ones(n))
         for i in range(big_n - 2):
             k = big_n - 2 - i
-            lo, hi = self._rho_range(u[:, i]) if self.ycut > 0 else full
+            lo, hi = self._rho_range(k, s[k + 1]) if self.ycut > 0 else full
             rho, rho_c, log_jac = power_forward(u[:, i], lo, hi, self.invariants)
             s[k], gap[k] = rho * s[k + 1], rho_c * s[k + 1]
             log_w = log_w + log_jac + torch.log(s[k + 1])
@@ -172,7 +176,7 @@ class ChainMap:
             if k == big_n - 1:
                 v, v_c, d = angles[:, k - 1, 0], 1 - angles[:, k - 1, 0], z_axis
             else:
-                lo, hi = self._v_range(gap[k] / total) if self.ycut > 0 else full
+                lo, hi = self._v_range(gap[k] / total) if self.ycut > 0 and big_n == 3 else full
                 v, v_c, log_jac = power_forward(angles[:, k - 1, 0], lo, hi, self.angles)
                 log_w = log_w + log_jac
                 d = _unit(boost(chain[k + 1].unsqueeze(1), -velocity)[:, 0, 1:])
@@ -228,7 +232,7 @@ class ChainMap:
         u_rho = []
         for i in range(big_n - 2):
             k = big_n - 2 - i
-            lo, hi = self._rho_range(c.rho[:, i]) if self.ycut > 0 else (c.s.new_zeros(n), c.s.new_ones(n))
+            lo, hi = self._rho_range(k, c.s[:, k + 1]) if self.ycut > 0 else (c.s.new_zeros(n), c.s.new_ones(n))
             u_i, log_jac = power_inverse(c.rho[:, i], c.rho_c[:, i], lo, hi, invariants)
             u_rho.append(u_i)
             log_w = log_w + log_jac + torch.log(c.s[:, k + 1])
@@ -241,7 +245,8 @@ class ChainMap:
                 u_v = c.top
             else:
                 upper_gap = (c.rho_c[:, big_n - 2 - k] * c.s[:, k + 1]) / total
-                lo, hi = self._v_range(upper_gap) if self.ycut > 0 else (c.s.new_zeros(n), c.s.new_ones(n))
+                lo, hi = (self._v_range(upper_gap) if self.ycut > 0 and big_n == 3
+                          else (c.s.new_zeros(n), c.s.new_ones(n)))
                 u_v, log_jac = power_inverse(c.v[:, j - 1], c.v_c[:, j - 1], lo, hi, angles)
                 log_w = log_w + log_jac
             u_angles.append((k, u_v, c.phi_u[:, j]))

@@ -51,7 +51,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="the noise end: " + "; ".join(f"{k}: {v}" for k, v in BASE_HELP.items())
                         + "; or MODULE:FUNCTION, a user's PhaseSpaceMap (lipsgen.bases). Bases other than uniform "
                         "need a z-space model (fm-z, zdiff, nf); the data's ycut is folded into the base where it "
-                        "can be (chain bases: 3 particles)")
+                        "can be (chain bases: exactly for 3 particles, the chain's invariants for more)")
     parser.add_argument("--lift", choices=["exact", "fixed"], default="exact",
                         help="lifting of data to q-space: exact fibre law (default) or the paper's fixed embedding")
     parser.add_argument("--max-events", type=positive_int, default=None, help="use at most this many events")
@@ -104,14 +104,15 @@ def _order_by_energy(base: str, labelled: bool) -> bool:
 
 def _base_cut(base: str, n_particles: int, attributes: dict[str, Any]) -> float:
     """The cut a base folds in: the data's (or target's) declared ycut, min y_ij > ycut; the chain
-    base folds it only for 3 particles (docs/design.md, "Bases") and says so otherwise."""
+    bases fold it exactly for 3 particles and as a region that contains the cut region for more
+    (docs/design.md, "Bases"), and say so."""
     ycut = float(attributes.get("ycut") or 0.0)
     if base == "uniform" or ycut == 0.0:
         return 0.0
     if base in ("chain", "chains", "colour") and n_particles != 3:
-        print(f"note: the chain base cannot fold ycut = {ycut:g} for {n_particles} particles; its support is all "
-              f"of phase space (lipsgen sample --apply-cuts applies the cut)", file=sys.stderr)
-        return 0.0
+        print(f"note: the chain base folds ycut = {ycut:g} into the chain's invariants; with {n_particles} "
+              f"particles some pairs may still fall below it (lipsgen sample --apply-cuts applies the cut)",
+              file=sys.stderr)
     return ycut
 
 
