@@ -128,3 +128,15 @@ def test_streaming_from_the_command_line_and_bad_input(tmp_path, muon_file):
         train(StreamedEvents(broken), model, TrainConfig(steps=60, batch_size=1000, window_events=BLOCK_EVENTS),
               tmp_path / "v", progress=False)  # the fit reads the file's first events, this one among them
     assert not (tmp_path / "v" / "checkpoint.pt").exists()
+
+
+def test_streamed_events_keep_their_files_energy(tmp_path):
+    """A file at sqrt_s = 91.19 streams at 91.19: its events read back unchanged (checked in the CM
+    frame at that energy), and max_events is capped at the file's length."""
+    events = MuonDecay(sqrt_s=91.19).sample(3000, seed=6)
+    path = tmp_path / "z.h5"
+    write_events(path, events, {"target": "muon", "sqrt_s": 91.19})
+    source = StreamedEvents(path, max_events=10**9)
+    assert source.sqrt_s == 91.19 and source.n_events == 3000 and source.attributes["sqrt_s"] == 91.19
+    assert torch.allclose(source.read([0]), events, rtol=0, atol=1e-12 * 91.19)
+    assert torch.allclose(source.fit_sample(), events, rtol=0, atol=1e-12 * 91.19)

@@ -259,3 +259,16 @@ def test_parameters_float64_cannot_carry_are_refused_with_the_reason():
             MuonDecay(sqrt_s=sqrt_s)
     events = MuonDecay(sqrt_s=1e50).sample(100, seed=1)
     assert torch.isfinite(MuonDecay(sqrt_s=1e50).log_density(events)).all()
+
+
+def test_antenna_density_is_dimensionless_in_sqrt_s():
+    """The antenna is a function of y_ij = s_ij / s: the same events scaled to 91.19 GeV, at
+    sqrt_s = 91.19, have the same (unnormalised) density as at sqrt_s = 1."""
+    from lipsgen.targets import Antenna
+
+    events = lipsgen.uniform_phase_space(2000, 5, seed=3)
+    one, scaled = Antenna(5, 1e-3), Antenna(5, 1e-3, sqrt_s=91.19)
+    a, b = one.log_density(events), scaled.log_density(91.19 * events)
+    assert bool(torch.isfinite(a).any()) and bool(torch.isinf(a).any())  # both sides of the cut
+    assert torch.equal(torch.isfinite(a), torch.isfinite(b))
+    assert torch.allclose(a[torch.isfinite(a)], b[torch.isfinite(b)], rtol=1e-12, atol=0)

@@ -125,15 +125,16 @@ def perturbed_model(kind: str, scale: float, seed: int = 1, **options) -> Genera
     ("fm-z", 0.05, {}, 16), ("fm-q", 0.05, {}, 16), ("nf", 0.02, {}, None),
     ("langevin", 0.05, {"schedule": "linear:0.002:0.01:40"}, None),
 ])
-def test_weights_of_a_normalised_target_average_to_one(kind, scale, options, steps):
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.19])
+def test_weights_of_a_normalised_target_average_to_one(kind, scale, options, steps, sqrt_s):
     """E_g[w] = 1 for uniform phase space and for muon decay, for models far from both. (Not fm-fitted:
     a Gaussian's tails are lighter than the fibre's exponential ones, so its weights have infinite
     variance; its density is checked in closed form below.)"""
-    model = perturbed_model(kind, scale, **options)
+    model = perturbed_model(kind, scale, sqrt_s=sqrt_s, **options)
     out = model.sample(20_000, seed=2, density=True, steps=steps)
     assert float(out.log_density.std()) > 0.02  # the model is not uniform: the density matters
-    for target in (make_target("uniform", n_particles=3), MuonDecay()):
-        w = log_event_weights(target.log_density(out.events), out.log_density, n_particles=3).exp()
+    for target in (make_target("uniform", n_particles=3, sqrt_s=sqrt_s), MuonDecay(sqrt_s=sqrt_s)):
+        w = log_event_weights(target.log_density(out.events), out.log_density, n_particles=3, sqrt_s=sqrt_s).exp()
         summary = summarise_weights(w)
         assert abs(summary.integral - 1) < 4 * summary.integral_error, (target.name, summary)
         assert summary.integral_error < 0.02
