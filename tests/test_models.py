@@ -1,3 +1,4 @@
+import math
 import signal
 from dataclasses import replace
 
@@ -368,3 +369,20 @@ def test_training_leaves_the_callers_global_random_stream_alone(tmp_path):
     second = train(events, config, QUICK, tmp_path / "b")
     a, b = (torch.load(r.model_path, weights_only=False)["net"] for r in (first, second))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_flow_matching_time_power_draws_training_times_towards_the_data_end():
+    """time_power p: training times t = u^p, u uniform, so E[t] = 1 / (p + 1) (1/3 at p = 2: towards
+    the data end, t = 0)."""
+    model = GenerativeModel(ModelConfig(model="fm-z", n_particles=3, width=8, depth=1, time_power=2.0))
+    seen: list[torch.Tensor] = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x, t):
+            seen.append(t.detach().clone())
+            return torch.zeros_like(x)
+
+    x0 = torch.randn((20_000, 3, 3), generator=torch.Generator().manual_seed(1))
+    model.process.loss(Recorder(), {"x0": x0}, torch.Generator().manual_seed(2))
+    t = torch.cat(seen).double()
+    assert abs(float(t.mean()) - 1 / 3) < 4 * float(t.std()) / math.sqrt(len(t))
