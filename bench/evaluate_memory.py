@@ -13,7 +13,6 @@ Usage: python bench/evaluate_memory.py --work DIR [--particles 10] [--events 100
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import time
@@ -26,13 +25,15 @@ from lipsgen.catalogue import EVALUATED_EVENTS  # noqa: E402
 
 
 def peak_of_child(command: list[str]) -> tuple[float, float]:
-    """(peak resident memory in GiB, wall time in s) of a child process running ``command``."""
+    """(peak resident memory in GiB, wall time in s) of ``command``, run by a fresh Python
+    wrapper: ``ru_maxrss`` of RUSAGE_CHILDREN is the largest child a process ever waited for, so
+    the wrapper sees this command alone (not the data generation before it)."""
+    wrapper = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"
+               " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
     start = time.perf_counter()
-    # a fresh interpreter per measurement: ru_maxrss of RUSAGE_CHILDREN is the largest child so far,
-    # so the sizes run from small to large
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    result = subprocess.run([sys.executable, "-c", wrapper, *command], check=True, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, wall
+    return int(result.stdout.split()[-1]) / 2**20, wall
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +74,25 @@ def _as_numpy(pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.n
     return pair[0].numpy(), pair[1].numpy()
 
 
+# the EEC's W1 from histograms of cos chi: 10^5 bins, so within 2e-5 of the exact value (measured
+# distances are 1e-3 and up) in memory O(bins) for the tens of millions of pairs of a large sample
+EEC_GRID = (-1.0, 1.0, 100_000)
+
+# events per pass through the observables: their intermediates (pair invariants, sorts, hemisphere
+# splits) take about 4 kB per event at N = 10, the results 0.5 kB
+_OBSERVABLE_CHUNK = 1 << 15
+
+
 def _observables(events: torch.Tensor, target: str, labelled: bool, names: tuple[str, ...] | None,
                  attributes: dict[str, Any]) -> list[Observable]:
+    parts = [_observables_of(events[start:start + _OBSERVABLE_CHUNK], target, labelled, names, attributes)
+             for start in range(0, max(len(events), 1), _OBSERVABLE_CHUNK)]
+    return [replace(first, values=np.concatenate([part[i].values for part in parts]))
+            for i, first in enumerate(parts[0])]
+
+
+def _observables_of(events: torch.Tensor, target: str, labelled: bool, names: tuple[str, ...] | None,
+                    attributes: dict[str, Any]) -> list[Observable]:
     result = event_observables(events, labelled=labelled, names=names)
     if "n_jets" in attributes:  # clustered jets (lipsgen data pythia, convert --jets)
         result += jet_observables(events)
@@ -305,7 +322,7 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
         t_cos, t_w = eec_pairs(reference)
         eec = {name: _weighted_eec(ev, sample_weights[name]) for name, ev in sample_events.items()}
         for name, (cos, w) in eec.items():
-            metrics["samples"][name]["wasserstein"]["eec"] = wasserstein_batches(t_cos, cos, 1, t_w, w)
+            metrics["samples"][name]["wasserstein"]["eec"] = wasserstein_batches(t_cos, cos, 1, t_w, w, grid=EEC_GRID)
         for r in _plot_selection(ref_obs, labelled):
             index = [o.name for o in ref_obs].index(r.name)
             values = {name: obs[index].values for name, obs in sample_obs.items()}
