@@ -138,3 +138,20 @@ def test_every_trajectory_state_is_exact_with_large_random_network_outputs():
             assert float(total[..., 1:].abs().max()) < 1e-12, model_name
             mass2 = states[..., 0] ** 2 - states[..., 1:].square().sum(-1)
             assert float((mass2.abs() / states[..., 0] ** 2).max()) < 1e-12, model_name
+
+
+def test_every_reverse_step_uses_its_own_step_size():
+    """The step from t = k/n to (k-1)/n, t as the time grid computes it, moves by g_k (the schedule's
+    k-th step): x + g_k s_ref(x) for a zero residual and no noise (the last step)."""
+    process = LangevinDiffusion("singular")
+    grid = process.time_grid(process.n_steps, 1.0)
+
+    class Zero(torch.nn.Module):
+        def forward(self, x, t):
+            return torch.zeros_like(x)
+
+    step = process.step(Zero(), "langevin", torch.Generator())
+    x = torch.randn((1, 3, 3), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    drift = process.reference(x)
+    used = torch.stack([((step(x, t, t_next, True) - x) / drift).mean() for t, t_next in zip(grid, grid[1:])])
+    assert torch.allclose(used, process.g.flip(0).to(used), rtol=1e-9)

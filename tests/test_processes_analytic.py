@@ -268,3 +268,14 @@ def test_langevin_loss_is_stationary_at_the_optimal_residual():
     expected = 0.1 * 3 * N_PARTICLES * float(process.step_weights(batch["k"]).mean())
     assert abs(slope) < 0.02 * expected / 0.1
     assert loss_slope(process, net, batch, 14) == pytest.approx(expected, rel=0.05)
+
+
+def test_vp_time_grid_has_the_steps_it_is_asked_for():
+    """K steps from t = 1 to t_min (and Tweedie's estimate to 0 if final_denoise): K + 1 times."""
+    from lipsgen.models.processes import VPDiffusion
+
+    for final in (True, False):
+        process = VPDiffusion(final_denoise=final)
+        grid = process.time_grid(7, 1.0)
+        assert len(grid) == 7 + 1 + final and grid[0] == 1.0 and grid[7] == pytest.approx(process.t_min)
+        assert grid[-1] == (0.0 if final else pytest.approx(process.t_min))
