@@ -344,3 +344,24 @@ def test_an_lhe_file_named_hepmc_is_named_as_lhe(tmp_path):
     wrong.write_bytes(lhe.read_bytes())
     result = run_cli("convert", str(wrong), str(tmp_path / "jets.h5"), "--jets", "3")
     assert result.returncode == 1 and "this is a Les Houches (LHE) file, not HepMC; name it .lhe" in result.stderr
+
+
+def test_projection_reports_the_angle_each_jet_turned_and_n_particles_make_n_jets():
+    """A jet system moving along z: the boost to its CM turns every jet; max_angle is the largest
+    angle between a jet before and after, computed here from the dot product. An event of exactly
+    n particles clusters into those n particles as jets."""
+    rest = uniform_phase_space(50, 4, seed=3, sqrt_s=91.19)
+    moving = rest.clone()
+    gamma, beta = 1 / np.sqrt(1 - 0.3**2), 0.3
+    moving[..., 0] = gamma * (rest[..., 0] + beta * rest[..., 3])
+    moving[..., 3] = gamma * (rest[..., 3] + beta * rest[..., 0])
+    projected = project_jets(moving, 91.19)
+    before = projected.massive[..., 1:] / torch.linalg.vector_norm(projected.massive[..., 1:], dim=-1, keepdim=True)
+    after = projected.events[..., 1:] / projected.events[..., :1]
+    expected = torch.arccos((before * after).sum(-1).clamp(-1, 1)).amax(dim=1)
+    assert float(expected.min()) > 0.05  # the boost turns them
+    assert torch.allclose(projected.max_angle, expected, rtol=1e-9, atol=1e-12)
+    jets = durham_jets(particles_array(list(rest.numpy())), 4)
+    order = torch.argsort(rest[..., 0], dim=1, descending=True)
+    np.testing.assert_allclose(jets, torch.take_along_dim(rest, order.unsqueeze(-1), dim=1).numpy(), rtol=1e-12,
+                               atol=1e-12 * 91.19)

@@ -234,3 +234,18 @@ def test_refine_and_reweight_refuse_bad_input(tmp_path):
         f["momenta"][0, 0, 0] = -1.0
     result = run_cli("refine", "--data", str(data), "--samples", str(samples), "--out", str(tmp_path / "r.pt"))
     assert result.returncode == 1 and "samples.h5" in result.stderr
+
+
+def test_calibration_needs_both_a_bias_and_its_significance():
+    """A mean weight off by more than max_bias (5%) *and* by more than five standard errors fails;
+    within either, it passes (a 3% bias is allowed however precise; 8% is allowed only within 5 sigma)."""
+    from lipsgen.refinement.ratio import calibration_problem
+    from lipsgen.weights import WeightSummary
+
+    def summary(integral: float, error: float) -> WeightSummary:
+        return WeightSummary(n=10**6, integral=integral, integral_error=error, relative_std=1.0, ess_per_event=0.5,
+                             unweighting_efficiency=0.1, zero_fraction=0.0)
+
+    assert calibration_problem(summary(1.03, 0.001)) is None
+    assert calibration_problem(summary(1.08, 0.02)) is None
+    assert calibration_problem(summary(1.08, 0.001)) is not None
