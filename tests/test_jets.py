@@ -365,3 +365,22 @@ def test_projection_reports_the_angle_each_jet_turned_and_n_particles_make_n_jet
     order = torch.argsort(rest[..., 0], dim=1, descending=True)
     np.testing.assert_allclose(jets, torch.take_along_dim(rest, order.unsqueeze(-1), dim=1).numpy(), rtol=1e-12,
                                atol=1e-12 * 91.19)
+
+
+def test_a_damaged_hepmc_file_is_named_without_hepmc3s_own_output(tmp_path, capfd):
+    """HepMC3's C++ reader prints DEBUG and ERROR lines on a damaged event; they end up in lipsgen's
+    one-line error (the first of them), not on the terminal."""
+    rng = np.random.default_rng(7)
+    events = _massless_event(3, seed=8, n_events=6)
+    good = tmp_path / "good.hepmc3"
+    _write_hepmc(good, [_split_into_fragments(e, 1e-3, rng) for e in events])
+    lines = good.read_text().splitlines()
+    damaged = tmp_path / "damaged.hepmc3"
+    damaged.write_text("\n".join("P garbage" if line.startswith("P ") and i > len(lines) // 2 else line
+                                 for i, line in enumerate(lines)) + "\n")
+    capfd.readouterr()
+    result = run_cli("convert", str(damaged), str(tmp_path / "out.h5"), "--jets", "3")
+    assert result.returncode == 1 and "corrupt or truncated" in result.stderr and "HepMC3 said" in result.stderr
+    out, err = capfd.readouterr()
+    assert "DEBUG" not in out + err and "garbage" not in out + err and "expected" not in out + err
+    assert not (tmp_path / "out.h5").exists()

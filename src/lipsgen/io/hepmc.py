@@ -5,8 +5,13 @@ Only reading: lipsgen's own events are massless N-particle states, which LHE, HD
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,28 @@ def _refuse_other_formats(path: Path) -> None:
                              f"and convert it as LHE")
 
 
+@contextlib.contextmanager
+def _cpp_messages() -> Iterator[list[str]]:
+    """Catch what C++ code writes to the process's stdout and stderr (HepMC3's DEBUG and ERROR
+    lines, which Python cannot intercept) into a list, filled when the block ends, instead of the
+    terminal."""
+    messages: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    with tempfile.TemporaryFile() as sink:
+        for fd in saved:
+            os.dup2(sink.fileno(), fd)
+        try:
+            yield messages
+        finally:
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            messages += [line for line in sink.read().decode(errors="replace").splitlines() if line.strip()]
+
+
 def read_final_states_hepmc(path: str | os.PathLike[str]) -> tuple[list[np.ndarray], dict[str, Any]]:
     """The final-state (status 1) particles of every event, a list of (m_i, 4) float64 arrays
     (E, px, py, pz) in GeV, and attributes ``sqrt_s`` (the first event's beam invariant mass) and
@@ -57,8 +84,9 @@ def read_final_states_hepmc(path: str | os.PathLike[str]) -> tuple[list[np.ndarr
     _refuse_other_formats(path)
     events: list[np.ndarray] = []
     sqrt_s = None
+    said: list[str] = []
     try:
-        with pyhepmc.open(path) as reader:
+        with _cpp_messages() as said, pyhepmc.open(path) as reader:
             for index, event in enumerate(reader):
                 particles = event.numpy.particles
                 status, pid = np.asarray(particles.status), np.asarray(particles.pid)
@@ -79,11 +107,17 @@ def read_final_states_hepmc(path: str | os.PathLike[str]) -> tuple[list[np.ndarr
         raise
     except Exception as err:  # pyhepmc raises IOError, RuntimeError, ... on bad input
         raise EventFileError(f"{path}: not a readable HepMC3 file after {len(events)} events "
-                             f"({type(err).__name__}: {err})") from None
+                             f"({type(err).__name__}: {err}){_quoted(said)}") from None
     if not events:
-        raise EventFileError(f"{path}: no HepMC events found (not a HepMC file, or empty)")
+        raise EventFileError(f"{path}: no HepMC events found (not a HepMC file, or empty){_quoted(said)}")
     records = _event_records(path)
     if records != len(events):  # HepMC3's reader stops at a damaged event without raising
         raise EventFileError(f"{path}: {records} event records but only {len(events)} could be read: the file is "
-                             f"corrupt or truncated after event {len(events) - 1}")
+                             f"corrupt or truncated after event {len(events) - 1}{_quoted(said)}")
+    if said:
+        warnings.warn(f"{path}: HepMC3 reported {len(said)} line(s) while reading, e.g. {said[0]!r}", stacklevel=2)
     return events, {"target": "hepmc", "sqrt_s": sqrt_s}
+
+
+def _quoted(messages: list[str]) -> str:
+    return f"; HepMC3 said: {messages[0]!r}" if messages else ""
