@@ -213,3 +213,17 @@ def test_langevin_forward_simulation_is_shared_between_ranks_exactly(monkeypatch
     assert not (filled[0] & filled[1]).any() and bool((filled[0] | filled[1]).all()), "disjoint, complete"
     assert filled[0].sum() > 0 and filled[1].sum() > 0, "both ranks work"
     assert torch.equal(parts[0]["x"] + parts[1]["x"], whole["x"])
+
+
+def test_the_main_rank_is_global_rank_zero_and_ranks_lie_inside_the_world(tmp_path, monkeypatch):
+    """On a second node local rank 0 is not the main rank (it would write and print twice); a
+    RANK equal to WORLD_SIZE is outside the world."""
+    from lipsgen.distributed import DistributedError, join_world
+
+    assert World(0, 4, local_rank=0).is_main and not World(2, 4, local_rank=0).is_main
+    assert World(0, 4, local_rank=1).is_main
+    for name, value in (("WORLD_SIZE", "2"), ("RANK", "2"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1"),
+                        ("MASTER_PORT", "29999")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(DistributedError, match="RANK=2 is outside WORLD_SIZE=2"):
+        join_world(torch.device("cpu"))
