@@ -266,12 +266,12 @@ def test_report_markdown_and_html_render_their_text(tmp_path):
 
 def test_observables_in_chunks_equal_observables_at_once(monkeypatch):
     """Observables are per event: computing them in chunks (bounded memory) changes nothing."""
-    from lipsgen.evaluation import report
+    from lipsgen.evaluation import inputs
 
     events = Sarge(6, 30.0).sample(2500, seed=2)
-    whole = report._observables(events, "sarge", False, None, {"n_jets": 6})
-    monkeypatch.setattr(report, "_OBSERVABLE_CHUNK", 1000)
-    chunked = report._observables(events, "sarge", False, None, {"n_jets": 6})
+    whole = inputs.observables_of(events, "sarge", False, None, {"n_jets": 6})
+    monkeypatch.setattr(inputs, "OBSERVABLE_CHUNK", 1000)
+    chunked = inputs.observables_of(events, "sarge", False, None, {"n_jets": 6})
     assert [o.name for o in chunked] == [o.name for o in whole] and len(whole) > 20
     for a, b in zip(whole, chunked):
         np.testing.assert_array_equal(a.values, b.values)

@@ -13,7 +13,7 @@ import lipsgen
 from conftest import run_cli
 from lipsgen.catalogue import MODEL_HELP, MODEL_KINDS, PRESET_HELP, PRESETS, TARGET_HELP, TARGET_OPTIONS
 from lipsgen.errors import CutsNotLearnedError
-from lipsgen.evaluation.report import _describe_truth
+from lipsgen.evaluation.inputs import describe_truth as _describe_truth
 from lipsgen.io import read_events, write_events
 from lipsgen.targets import QQG, TARGETS, MuonDecay
 from lipsgen.targets.facts import facts_from_attributes

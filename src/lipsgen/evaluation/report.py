@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import html
 import json
 import os
-import re
 import shutil
 import tempfile
-import warnings
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,51 +19,19 @@ from ..errors import raise_if_terminated
 from ..io.atomic import atomic_output
 from ..io.errors import EventFileError
 from ..io.formats import FILE_RTOL
-from ..io.subsample import FileSubsample, read_subsample
+from ..io.subsample import read_subsample
 from ..targets import target_from_attributes
-from ..targets.facts import facts_from_attributes
 from ..validation import check_events
 from ..weights import summarise_weights
+from .inputs import EvaluationInputs, describe_truth, inside_support, observables_of, read_sample
 from .metrics import classifier_auc, feature_matrix, wasserstein_batches
-from .observables import Observable, eec_pairs, event_observables, jet_observables
+from .observables import Observable, eec_pairs
 from .plots import conservation_along_trajectory, conservation_histograms, histogram_with_ratio, trajectory_histograms
+from .render import write_reports
 from .tails import chi2_per_ndf, max_log_ratio, w1_tails
 
 __all__ = ["evaluate", "EvaluationInputs"]
 
-
-
-@dataclass
-class EvaluationInputs:
-    """The files to evaluate (paths or strings): a truth file, sample files and a trajectory file."""
-
-    truth: Path
-    samples: list[Path] = field(default_factory=list)
-    trajectory: Path | None = None
-
-    def __post_init__(self) -> None:
-        self.truth = Path(self.truth)
-        self.samples = [Path(p) for p in self.samples]
-        self.trajectory = None if self.trajectory is None else Path(self.trajectory)
-
-
-def _describe_truth(attributes: dict[str, Any], n_particles: int) -> tuple[str, bool, tuple[str, ...] | None]:
-    facts = facts_from_attributes(attributes, n_particles)
-    return facts.name, facts.labelled, facts.particle_names if facts.labelled else None
-
-
-def _density_observable(target: str, attributes: dict[str, Any], events: torch.Tensor) -> Observable | None:
-    """The target's own log-density (its matrix element) as an observable, where known in closed
-    form and not trivially flat (uniform phase space)."""
-    facts = facts_from_attributes(attributes, events.shape[1])
-    if not facts.has_density or facts.name == "uniform":
-        return None
-    model = target_from_attributes(attributes)
-    total = events[..., 0].sum(dim=1, keepdim=True)
-    scaled = events * (model.sqrt_s / total).unsqueeze(-1)  # baselines: measure on the same scale
-    with np.errstate(divide="ignore"):
-        values = model.log_density(scaled).numpy()
-    return Observable("log_density", f"log |M|^2 ({target}, normalised)", values)
 
 
 def _as_numpy(pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
@@ -77,35 +41,6 @@ def _as_numpy(pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.n
 # the EEC's W1 from histograms of cos chi: 10^5 bins, so within 2e-5 of the exact value (measured
 # distances are 1e-3 and up) in memory O(bins) for the tens of millions of pairs of a large sample
 EEC_GRID = (-1.0, 1.0, 100_000)
-
-# events per pass through the observables: their intermediates (pair invariants, sorts, hemisphere
-# splits) take about 4 kB per event at N = 10, the results 0.5 kB
-_OBSERVABLE_CHUNK = 1 << 15
-
-
-def _observables(events: torch.Tensor, target: str, labelled: bool, names: tuple[str, ...] | None,
-                 attributes: dict[str, Any]) -> list[Observable]:
-    parts = [_observables_of(events[start:start + _OBSERVABLE_CHUNK], target, labelled, names, attributes)
-             for start in range(0, max(len(events), 1), _OBSERVABLE_CHUNK)]
-    return [replace(first, values=np.concatenate([part[i].values for part in parts]))
-            for i, first in enumerate(parts[0])]
-
-
-def _observables_of(events: torch.Tensor, target: str, labelled: bool, names: tuple[str, ...] | None,
-                    attributes: dict[str, Any]) -> list[Observable]:
-    result = event_observables(events, labelled=labelled, names=names)
-    if "n_jets" in attributes:  # clustered jets (lipsgen data pythia, convert --jets)
-        result += jet_observables(events)
-    density = _density_observable(target, attributes, events)
-    return result + ([density] if density is not None else [])
-
-
-def _inside_support(observables: list[Observable]) -> np.ndarray | None:
-    """Mask (n,) of events where the target's density is non-zero (e.g. qqg events above ycut), or
-    None where the density is not known; a smooth model leaks across a hard cut."""
-    density = next((o for o in observables if o.name == "log_density"), None)
-    return None if density is None else ~np.isneginf(density.values)
-
 
 def _support_metrics(features: np.ndarray, inside: np.ndarray | None, auc: float,
                      ref_features: np.ndarray, seed: int, weights: np.ndarray | None) -> dict[str, float | None]:
@@ -184,37 +119,6 @@ def _weighted_eec(events: torch.Tensor, weights: np.ndarray | None) -> tuple[np.
     return cosines, pair_weights * np.repeat(weights, len(pair_weights) // len(weights))
 
 
-def _read_checked(path: Path, n_particles: int, target: str, sqrt_s: float, max_events: int | None,
-                  seed: int) -> FileSubsample:
-    def massless(events: torch.Tensor, name: str, energy: float) -> None:
-        check_events(events, name, mass_rtol=FILE_RTOL)  # massless at the files' precision
-
-    read = read_subsample(path, max_events, seed=seed, sqrt_s=sqrt_s, check=massless)
-    events, attributes = read.events, read.attributes
-    recorded = attributes.get("sqrt_s")
-    # without the attribute, the events' own total energy (the baselines conserve it only roughly)
-    energy = float(recorded) if recorded is not None else float(events[..., 0].sum(1).median())
-    if not abs(energy - sqrt_s) <= (1e-9 if recorded is not None else 0.1) * sqrt_s:
-        raise EventFileError(f"{path}: events at sqrt_s = {energy:.10g}, the truth is at {sqrt_s:.10g}; rescale one "
-                             f"of them (lipsgen convert --to-cm --sqrt-s)")
-    if events.shape[1] != n_particles:
-        raise EventFileError(f"{path}: {events.shape[1]} particles, the truth has {n_particles}")
-    if len(events) < 2:
-        raise EventFileError(f"{path}: {len(events)} events; need at least 2 to compare with the truth")
-    other = attributes.get("target")
-    if other is not None and target != "unknown" and other != target:
-        # e.g. uniform phase space (the noise end) against the data: a comparison users want
-        warnings.warn(f"{path}: target {other!r}, the truth is {target!r}; comparing anyway", stacklevel=3)
-    if read.all_weights is not None:
-        w = read.all_weights
-        if not bool((torch.isfinite(w) & (w >= 0)).all()):
-            bad = int(torch.nonzero(~(torch.isfinite(w) & (w >= 0)))[0])
-            raise EventFileError(f"{path}: event {bad} has weight {float(w[bad])!r}; histograms, W1 and the "
-                                 f"classifier need finite non-negative weights (unweight the events first, or "
-                                 f"split a sample with negative weights into its positive and negative parts)")
-    return read
-
-
 # the files of a report written before reports listed theirs (metrics.json, "report_files")
 _OLD_REPORT_FILES = ("metrics.json", "report.md", "report.html", "conservation.png", "hist_*.png", "trajectory_*.png")
 
@@ -271,13 +175,13 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
     truth, t_attrs = t_read.events, t_read.attributes
     sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
     n_particles = truth.shape[1]
-    target, labelled, names = _describe_truth(t_attrs, n_particles)
+    target, labelled, names = describe_truth(t_attrs, n_particles)
     half = len(truth) // 2
     if half < 20:
         raise EventFileError(f"{inputs.truth}: need at least 40 truth events, got {len(truth)}")
     reference, independent = truth[:half], truth[half:2 * half]
-    ref_obs = _observables(reference, target, labelled, names, t_attrs)
-    ind_obs = _observables(independent, target, labelled, names, t_attrs)
+    ref_obs = observables_of(reference, target, labelled, names, t_attrs)
+    ind_obs = observables_of(independent, target, labelled, names, t_attrs)
     ref_features = feature_matrix(ref_obs)
     metrics: dict[str, Any] = {
         "truth": str(inputs.truth), "target": target, "n_particles": n_particles, "labelled": labelled,
@@ -293,13 +197,13 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
     sample_events: dict[str, torch.Tensor] = {}
     sample_weights: dict[str, np.ndarray | None] = {}
     for path in inputs.samples:
-        read = _read_checked(path, n_particles, target, sqrt_s, max_events, seed)
+        read = read_sample(path, n_particles, target, sqrt_s, max_events, seed)
         events, attributes = read.events, read.attributes
         weights = None if read.weights is None else read.weights.numpy()
         name = path.name.removesuffix(".h5").removesuffix(".hdf5").removesuffix(".npz").removesuffix(".lhe")
         if name in sample_obs:
             name = f"{name} ({len(sample_obs)})"
-        observables = _observables(events, target, labelled, names, t_attrs)
+        observables = observables_of(events, target, labelled, names, t_attrs)
         sample_obs[name], sample_events[name], sample_weights[name] = observables, events, weights
         features = feature_matrix(observables)
         auc = classifier_auc(features, ref_features, seed, weights)
@@ -309,7 +213,7 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
             "weights": None if read.all_weights is None else summarise_weights(read.all_weights).as_dict(),
             "auc": auc,
             "conservation": read.conservation.as_dict(),
-            **_support_metrics(features, _inside_support(observables), auc, ref_features, seed, weights),
+            **_support_metrics(features, inside_support(observables), auc, ref_features, seed, weights),
             "wasserstein": {o.name: _w1(r.values, o.values, weights, n_batches) for r, o in zip(ref_obs, observables)},
             "tails": {o.name: _tail_metrics(r.values, o.values, weights) for r, o in zip(ref_obs, observables)},
             "spectra": _spectra_chi2(spectra, observables, weights),
@@ -343,7 +247,7 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
     metrics["report_files"] = ["metrics.json", "report.md", "report.html", *plots, *trajectory_plots]
     with atomic_output(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
-    _write_reports(out, metrics, plots, trajectory_plots)
+    write_reports(out, metrics, plots, trajectory_plots)
     return metrics
 
 
@@ -366,7 +270,7 @@ def _evaluate_trajectory(path: Path, out: Path, reference: torch.Tensor, ref_obs
     if states.ndim != 4 or states.shape[2] != reference.shape[1]:
         raise EventFileError(f"{path}: trajectory of shape {tuple(states.shape)} does not fit "
                              f"{reference.shape[1]} particles")
-    per_state = [_observables(s, target, labelled, names, t_attrs) for s in states]
+    per_state = [observables_of(s, target, labelled, names, t_attrs) for s in states]
     sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
     result = {
         "path": str(path), "times": times.tolist(),
@@ -387,91 +291,3 @@ def _evaluate_trajectory(path: Path, out: Path, reference: torch.Tensor, ref_obs
                               out / file, truth=r.values[np.isfinite(r.values)], log=r.log)
         plots.append(file)
     return result, plots
-
-
-def _summary_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    samples = metrics["samples"]
-    key_observables = list(next(iter(samples.values()))["wasserstein"])[:4] if samples else []
-    support = any(m["outside_support"] is not None for m in metrics["samples"].values())
-    leak = any(m["outside_support"] for m in metrics["samples"].values())  # else AUC in support = AUC
-    weighted = any(m.get("weights") for m in samples.values())
-    header = (["sample", "model", "exact", "AUC", "mean |ΣE−√s|/med E", "mean |Σp|/med E"]
-              + (["outside support"] if support else []) + (["AUC in support"] if leak else [])
-              + (["integral (weights)", "ESS / event", "unweighting eff."] if weighted else [])
-              + [f"W1 {k}" for k in key_observables]
-              + [f"chi2/ndf {k} (truth {v['chi2_ndf']:.2f})" for k, v in metrics.get("truth_spectra", {}).items()]
-              + [f"max |ln ratio| {k}" for k in key_observables])
-    rows = []
-    for name, m in metrics["samples"].items():
-        model = "-" if m["model"] is None else str(m["model"])
-        rows.append([name, model, "yes" if m["exact"] else "no", f"{m['auc']:.3f}",
-                     f"{m['conservation']['energy']:.2e}", f"{m['conservation']['momentum']:.2e}"]
-                    + ([_format(m["outside_support"], ".2%")] if support else [])
-                    + ([_format(m["auc_in_support"], ".3f")] if leak else [])
-                    + (_weight_cells(m.get("weights")) if weighted else [])
-                    + [f"{m['wasserstein'][k][0]:.4f} ± {m['wasserstein'][k][1]:.4f}" for k in key_observables]
-                    + [f"{v['chi2_ndf']:.2f}" for v in m["spectra"].values()]
-                    + [f"{m['tails'][k]['max_log_ratio']:.2f}" for k in key_observables])
-    return header, rows
-
-
-def _weight_cells(weights: dict[str, float] | None) -> list[str]:
-    if weights is None:
-        return ["unweighted"] * 3
-    return [f"{weights['integral']:.4g} ± {weights['integral_error']:.2g}", f"{weights['ess_per_event']:.3f}",
-            f"{weights['unweighting_efficiency']:.3g}"]
-
-
-def _format(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def _md_cell(text: str) -> str:
-    """A Markdown table cell: a literal | would end the cell."""
-    return text.replace("|", "\\|")
-
-
-def _html_text(text: str) -> str:
-    """Escaped HTML, with Markdown `code` spans as <code>."""
-    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
-
-
-def _write_reports(out: Path, metrics: dict[str, Any], plots: list[str], trajectory_plots: list[str]) -> None:
-    header, rows = _summary_rows(metrics)
-    intro = (f"Truth: `{metrics['truth']}` ({metrics['n_truth']} events of {metrics['n_particles']} particles, "
-             f"target {metrics['target']}). Classifier floor (truth against independent truth): "
-             f"AUC {metrics['floor_auc']:.3f}. Wasserstein-1 distances are mean ± spread over "
-             f"{metrics['batches']} batches; all distances per observable are in metrics.json.")
-    # (heading, text, images): the same sections in Markdown and HTML
-    sections: list[tuple[str, str, list[str]]] = []
-    if rows:
-        conservation = [p for p in plots if p == "conservation.png"]
-        sections += [
-            ("Energy-momentum conservation", "Violation per event: exact models sit at float64 rounding "
-             "(or exactly zero), at every step of their trajectories; the p-space baselines do not.", conservation),
-            ("Observables", "Normalised histograms with model / truth ratio panels; the grey band is the "
-             "truth's statistical error.", [p for p in plots if p not in conservation]),
-        ]
-    if trajectory_plots:
-        sections.append(("Along the reverse trajectory", "Each curve is one recorded state, from the noise end "
-                         "(t = 1, uniform phase space) to the data end; dashed black is the truth.", trajectory_plots))
-    md = ["# lipsgen evaluation report", "", intro, ""]
-    if rows:
-        md += ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-        md += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
-    for heading, text, images in sections:
-        md += ["", f"## {heading}", "", text, ""] + [f"![{p}]({p})" for p in images]
-    with atomic_output(out / "report.md") as tmp:
-        tmp.write_text("\n".join(md) + "\n")
-    body = [f"<h1>lipsgen evaluation report</h1><p>{_html_text(intro)}</p>"]
-    if rows:
-        body.append("<table border='1' cellpadding='4'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
-                    + "</tr>"
-                    + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-                    + "</table>")
-    for heading, text, images in sections:
-        body.append(f"<h2>{html.escape(heading)}</h2><p>{_html_text(text)}</p>")
-        body += [f"<img src='{p}' width='{960 if p == 'conservation.png' else 480}'>" for p in images]
-    with atomic_output(out / "report.html") as tmp:
-        tmp.write_text("<!doctype html><html><head><meta charset='utf-8'><title>lipsgen report</title></head><body>"
-                       + "\n".join(body) + "</body></html>\n")
