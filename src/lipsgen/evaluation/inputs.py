@@ -66,7 +66,8 @@ OBSERVABLE_CHUNK = 1 << 15
 
 
 def observables_of(events: torch.Tensor, target: str, labelled: bool, names: tuple[str, ...] | None,
-                 attributes: dict[str, Any]) -> list[Observable]:
+                   attributes: dict[str, Any]) -> list[Observable]:
+    """Every observable of events (n, N, 4), computed ``OBSERVABLE_CHUNK`` events at a time."""
     parts = [observables_of_chunk(events[start:start + OBSERVABLE_CHUNK], target, labelled, names, attributes)
              for start in range(0, max(len(events), 1), OBSERVABLE_CHUNK)]
     return [replace(first, values=np.concatenate([part[i].values for part in parts]))
@@ -74,7 +75,7 @@ def observables_of(events: torch.Tensor, target: str, labelled: bool, names: tup
 
 
 def observables_of_chunk(events: torch.Tensor, target: str, labelled: bool, names: tuple[str, ...] | None,
-                    attributes: dict[str, Any]) -> list[Observable]:
+                         attributes: dict[str, Any]) -> list[Observable]:
     result = event_observables(events, labelled=labelled, names=names)
     if "n_jets" in attributes:  # clustered jets (lipsgen data pythia, convert --jets)
         result += jet_observables(events)
