@@ -444,3 +444,11 @@ def test_density_trained_flows_objective_is_the_cross_entropy_to_its_target():
         direct = -model.net.log_prob(z).double()
     assert abs(float(loss.detach()) - float(direct.mean())) < 0.05, (float(loss), float(direct.mean()))
     assert float(direct.std()) / math.sqrt(len(direct)) < 0.01
+
+
+def test_a_zero_target_density_weighs_zero_whatever_the_models():
+    log_target = torch.tensor([-math.inf, -math.inf, 0.0, 0.0], dtype=torch.float64)
+    log_model = torch.tensor([math.nan, -math.inf, math.nan, 0.5], dtype=torch.float64)
+    w = log_event_weights(log_target, log_model, n_particles=3, sqrt_s=91.19).exp()
+    assert w[0] == 0 and w[1] == 0 and math.isnan(w[2])  # an undefined model density where it matters stays seen
+    assert float(w[3]) == pytest.approx(phase_space_volume(3, 91.19) * math.exp(-0.5))

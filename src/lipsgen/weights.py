@@ -22,9 +22,13 @@ __all__ = ["log_event_weights", "WeightSummary", "summarise_weights", "reduced_m
 
 def log_event_weights(log_target: Tensor, log_model: Tensor, *, n_particles: int, sqrt_s: float = 1.0) -> Tensor:
     """``log w`` (n,) float64 from the target's log-density on phase space (n,) and the model's
-    ``log(g / rho_0)`` (n,) (:attr:`lipsgen.models.SampleOutput.log_density`)."""
+    ``log(g / rho_0)`` (n,) (:attr:`lipsgen.models.SampleOutput.log_density`). Where the target's
+    density is zero the weight is zero, whatever the model's (which can be undefined in float64 at
+    the edge of a base's support)."""
     log_volume = math.log(phase_space_volume(n_particles, sqrt_s))
-    return log_target.to(torch.float64) + log_volume - log_model.to(torch.float64)
+    log_target = log_target.to(torch.float64)
+    log_w = log_target + log_volume - log_model.to(torch.float64)
+    return torch.where(torch.isneginf(log_target), torch.full_like(log_w, -math.inf), log_w)
 
 
 @dataclass(frozen=True)
