@@ -452,3 +452,27 @@ def test_a_zero_target_density_weighs_zero_whatever_the_models():
     w = log_event_weights(log_target, log_model, n_particles=3, sqrt_s=91.19).exp()
     assert w[0] == 0 and w[1] == 0 and math.isnan(w[2])  # an undefined model density where it matters stays seen
     assert float(w[3]) == pytest.approx(phase_space_volume(3, 91.19) * math.exp(-0.5))
+
+
+@pytest.mark.parametrize("kind", ["fm-z", "fm-q"])
+def test_a_flow_that_contracts_keeps_exact_weights(kind):
+    """A velocity field v = 0.1 x shrinks every state by (1 - 0.1 h) per Euler step, a log-det of
+    3N log(1 - 0.1 h) per step: E_model[w] = 1 for uniform phase space needs that log-det with its
+    sign (a perturbed network's log-det is too small to tell)."""
+
+    class Contracting(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(()))  # the sampler finds the device through it
+
+        def forward(self, x, t):
+            return 0.1 * x + self.unused
+
+    model = perturbed_model(kind, 0.0, sqrt_s=91.19)
+    model.net = Contracting()
+    out = model.sample(20_000, seed=3, density=True, steps=16)
+    target = make_target("uniform", n_particles=3, sqrt_s=91.19)
+    summary = summarise_weights(
+        log_event_weights(target.log_density(out.events), out.log_density, n_particles=3, sqrt_s=91.19).exp())
+    assert abs(summary.integral - 1) < 4 * summary.integral_error and summary.integral_error < 0.02, summary
+    assert summary.relative_std > 0.1  # the contraction shows in the weights
