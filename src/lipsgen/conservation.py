@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ConservationMetric", "conservation_metric", "event_violations"]
+__all__ = ["ConservationMetric", "absolute_violations", "conservation_metric", "event_violations"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class ConservationMetric:
                 "max_energy": self.max_energy, "max_momentum": self.max_momentum}
 
 
-def _absolute_violations(events: Tensor, sqrt_s: float) -> tuple[Tensor, Tensor, Tensor]:
+def absolute_violations(events: Tensor, sqrt_s: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Per event (...,): ``|sum_i E_i - sqrt_s|``, ``|sum_i p_i|`` and the median particle energy."""
     total = events.sum(dim=-2)
     median = events[..., 0].median(dim=-1).values.clamp(min=torch.finfo(events.dtype).tiny)
     return (total[..., 0] - sqrt_s).abs(), torch.linalg.vector_norm(total[..., 1:], dim=-1), median
@@ -37,14 +38,14 @@ def _absolute_violations(events: Tensor, sqrt_s: float) -> tuple[Tensor, Tensor,
 def event_violations(events: Tensor, *, sqrt_s: float = 1.0) -> tuple[Tensor, Tensor]:
     """Per-event ``|sum_i E_i - sqrt_s| / median_i E_i`` and ``|sum_i p_i| / median_i E_i``, each
     of shape (...,) for events (..., N, 4): what the conservation metric averages."""
-    energy, momentum, median = _absolute_violations(events, sqrt_s)
+    energy, momentum, median = absolute_violations(events, sqrt_s)
     return energy / median, momentum / median
 
 
 def conservation_metric(events: Tensor, *, sqrt_s: float = 1.0) -> ConservationMetric:
     """Conservation metric of events (..., n, N, 4); leading axes (e.g. trajectory steps) are
     averaged over too."""
-    energy, momentum, median = _absolute_violations(events, sqrt_s)
+    energy, momentum, median = absolute_violations(events, sqrt_s)
     return ConservationMetric(
         energy=float((energy / median).mean()), momentum=float((momentum / median).mean()),
         max_energy=float(energy.max()) / sqrt_s, max_momentum=float(momentum.max()) / sqrt_s,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..conservation import ConservationMetric, event_violations
+from ..conservation import ConservationMetric, absolute_violations
 from .errors import EventFileError
 from .formats import energy_attribute, event_format, read_events, read_weights
 from .hdf5 import MOMENTA, read_attributes_h5
@@ -55,14 +55,12 @@ class _ConservationSum:
     def add(self, events: Tensor) -> None:
         if len(events) == 0:
             return
-        energy, momentum = event_violations(events, sqrt_s=self.sqrt_s)
-        total = events.sum(dim=1)
+        energy, momentum, median = absolute_violations(events, self.sqrt_s)
         self.count += len(events)
-        self.energy += float(energy.sum())
-        self.momentum += float(momentum.sum())
-        self.max_energy = max(self.max_energy, float((total[:, 0] - self.sqrt_s).abs().max()) / self.sqrt_s)
-        self.max_momentum = max(self.max_momentum,
-                                float(torch.linalg.vector_norm(total[:, 1:], dim=-1).max()) / self.sqrt_s)
+        self.energy += float((energy / median).sum())
+        self.momentum += float((momentum / median).sum())
+        self.max_energy = max(self.max_energy, float(energy.max()) / self.sqrt_s)
+        self.max_momentum = max(self.max_momentum, float(momentum.max()) / self.sqrt_s)
 
     def metric(self) -> ConservationMetric:
         if self.count == 0:
