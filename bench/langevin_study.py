@@ -77,14 +77,19 @@ def main() -> None:
     print(f"target {facts.name}; floor AUC {metrics['floor_auc']:.3f}"
           + (f"; truth x_3 > 0.9: {edge_fractions(args.truth)[0]:.1%}, > 0.95: {edge_fractions(args.truth)[1]:.1%}"
              if muon else "") + "\n")
+    spectra = list(metrics.get("truth_spectra", {}))
+    if spectra:
+        print("truth chi2/ndf against the analytic spectra: "
+              + ", ".join(f"{k} {v['chi2_ndf']:.2f}" for k, v in metrics["truth_spectra"].items()) + "\n")
     print("| variant | AUC | " + " | ".join(f"W1 {k}" for k in keys) + (" | x_3 > 0.9 | x_3 > 0.95" if muon else "")
-          + " | train + sample (s) |")
-    print("|---|---:|" + "---:|" * len(keys) + ("---:|---:|" if muon else "") + "---:|")
+          + "".join(f" | chi2/ndf {k}" for k in spectra) + " | train + sample (s) |")
+    print("|---|---:|" + "---:|" * (len(keys) + len(spectra)) + ("---:|---:|" if muon else "") + "---:|")
     for path in samples:
         m = metrics["samples"][path.stem]
         edges = edge_fractions(path) if muon else ()
         print(f"| {path.stem} | {m['auc']:.3f} | " + " | ".join(f"{m['wasserstein'][k][0]:.4f}" for k in keys)
-              + "".join(f" | {e:.1%}" for e in edges) + f" | {seconds[path.stem]:.0f} |")
+              + "".join(f" | {e:.1%}" for e in edges)
+              + "".join(f" | {m['spectra'][k]['chi2_ndf']:.1f}" for k in spectra) + f" | {seconds[path.stem]:.0f} |")
 
 
 if __name__ == "__main__":
