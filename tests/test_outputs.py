@@ -86,7 +86,12 @@ def test_evaluate_replaces_a_report_only_with_force_and_keeps_other_files(tmp_pa
     (report / "trajectory_x_1.png").write_bytes(b"a picture the report did not draw")
     result = run_cli(*args)
     assert result.returncode == 1 and "already holds a report; pass --force" in result.stderr
+    import socket
+    stale = report / f".lipsgen-evaluate.{socket.gethostname()}.999999999.x.tmp"  # a killed evaluate's (no such pid)
+    stale.mkdir()
+    (stale / "hist_x_1.png").write_bytes(b"half a report")
     assert run_cli(*args, "--force").returncode == 0
+    assert not stale.exists()
     # the earlier report's own stale pictures go (tests/test_evaluation.py); a file it did not write stays
     assert (report / "trajectory_x_1.png").read_bytes() == b"a picture the report did not draw"
     assert (report / "metrics.json").exists()
@@ -112,6 +117,36 @@ def test_sigterm_while_writing_leaves_nothing(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143 and "interrupted; no output was left half-written" in stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_what_a_killed_writer_left_is_removed_by_the_next_write(tmp_path):
+    """SIGKILL gives no chance to clean up: the next write of the same output removes the dead
+    process's temporary file, and leaves alone one of a live process."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lipsgen.io.atomic import atomic_output, temporary_prefix
+
+    out = tmp_path / "big.h5"
+    process = subprocess.Popen([sys.executable, "-m", "lipsgen", "data", "uniform", "--particles", "10",
+                                "--events", "20000000", "--out", str(out), "--seed", "1"],
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "CI": "true"})
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".big.h5.*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    left = list(tmp_path.glob(".big.h5.*"))
+    assert len(left) == 1 and f".{process.pid}." in left[0].name, "the killed write left no temporary file"
+    live = tmp_path / f"{temporary_prefix('big.h5')}live.tmp"  # this process's: alive
+    live.write_bytes(b"")
+    with atomic_output(out) as tmp:
+        tmp.write_bytes(b"done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["big.h5", live.name])
+    assert out.read_bytes() == b"done"
 
 
 def test_a_dropped_sigterm_still_stops_the_write(tmp_path, monkeypatch):

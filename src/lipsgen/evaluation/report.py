@@ -16,7 +16,7 @@ import torch
 from ..catalogue import EVALUATED_EVENTS
 from ..conservation import conservation_metric, event_violations
 from ..errors import raise_if_terminated
-from ..io.atomic import atomic_output
+from ..io.atomic import atomic_output, remove_stale_temporaries, temporary_prefix
 from ..io.errors import EventFileError
 from ..io.formats import FILE_RTOL
 from ..io.subsample import read_subsample
@@ -144,7 +144,8 @@ def evaluate(
     replaced: the files it listed go, a user's other files stay."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".lipsgen-evaluate.", suffix=".tmp", dir=out))
+    remove_stale_temporaries(out, "lipsgen-evaluate")
+    work = Path(tempfile.mkdtemp(prefix=temporary_prefix("lipsgen-evaluate"), suffix=".tmp", dir=out))
     try:
         metrics = _evaluate_into(inputs, work, n_batches=n_batches, seed=seed, max_events=max_events)
         raise_if_terminated()
