@@ -257,20 +257,21 @@ class GenerativeModel(nn.Module):
 
     @torch.no_grad()
     def log_prob(self, events: Tensor, *, seed: int | None = None, generator: torch.Generator | None = None,
-                 draws: int = 16) -> Tensor:
+                 draws: int = 16, steps: int | None = None, solver: str | None = None) -> Tensor:
         """The model's density of given events (n, N, 4), in the convention of
         ``SampleOutput.log_density``: ``log r(p)`` with ``r = V_N x`` the density on phase space, so
-        that weights are ``V_N f / r``. For models with a one-pass density (nf).
+        that weights are ``V_N f / r``.
 
-        Where the lift into the model's space has a fibre (RAMBO's boost and scale in z-space, a
-        base chart's spare coordinates, a mixture's channel) ``r`` is the fibre average of the
-        flow's density over the reference's; it is estimated from ``draws`` draws of the exact fibre
-        law: ``exp(log_prob)`` is unbiased for ``r`` (the log is not: Jensen). A chart without a fibre
-        gives ``r`` exactly, whatever ``draws``. ODE and SDE models give exact densities of their own
-        samples only (``sample(..., density=True)``)."""
-        if not isinstance(self.net, SplineFlow):
-            raise ValueError(f"log_prob of given events needs a model with a one-pass density (nf), not "
-                             f"{self.config.model}; its samples carry their exact densities (sample(density=True))")
+        In its own space the density is exact: one pass of the flow (nf), or, for an ODE sampler
+        (``steps`` and ``solver`` as in :meth:`sample`, default the density solver), the sampler's
+        run walked backwards with every discrete step inverted to rounding and its exact
+        Jacobian: the density of the sampler as run, the same as ``sample(density=True)`` gives
+        its own samples. SDE samplers have none. Where the lift into the model's space has a fibre
+        (RAMBO's boost and scale in z-space, a base chart's spare coordinates, a mixture's
+        channel) ``r`` is the fibre average of that density over the reference's; it is estimated
+        from ``draws`` draws of the exact fibre law: ``exp(log_prob)`` is unbiased for ``r`` (the
+        log is not: Jensen)."""
+        self.check_density()
         if self.config.lift != "exact":
             raise ValueError("log_prob averages over the exact fibre law; this model lifts with a fixed fibre")
         if not isinstance(draws, int) or draws < 1:
@@ -280,11 +281,26 @@ class GenerativeModel(nn.Module):
             raise ValueError(f"events must have shape (n, {self.config.n_particles}, 4), got {tuple(events.shape)}")
         device = next(self.net.parameters()).device
         generator = make_generator(seed, generator, device)
-        terms = []
-        for _ in range(draws):
-            x = self.space.encode(events, generator).to(device)
-            terms.append(self.net.log_prob(x).double() - self.reference_log_prob(x))
+        steps = self.process.default_steps if steps is None else steps
+        solver = self.process.density_solvers[0] if solver is None else solver
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            terms = []
+            for _ in range(draws):
+                x = self.space.encode(events, generator).to(device)
+                terms.append(self._state_log_prob(x, steps, solver, generator) - self.reference_log_prob(x))
+        finally:
+            self.net.train(was_training)
         return torch.logsumexp(torch.stack(terms), dim=0) - math.log(draws)
+
+    def _state_log_prob(self, x: Tensor, steps: int, solver: str, generator: torch.Generator) -> Tensor:
+        """log g (n,) float64 of states x (n, N, 3) in the model's space."""
+        if isinstance(self.net, SplineFlow):
+            return self.net.log_prob(x).double()
+        x_noise, log_det = self.process.invert_with_log_det(self.net, x, steps=steps, solver=solver,
+                                                            generator=generator)
+        return self.noise_log_prob(x_noise) - log_det
 
     @torch.no_grad()
     def sample(

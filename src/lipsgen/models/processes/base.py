@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ...distributed import SINGLE_PROCESS, World
-from .solver import DensityStep, Step, Trajectory, jacobian_step, solve, solve_with_log_det
+from .solver import DensityStep, Step, Trajectory, invert_with_log_det, jacobian_step, solve, solve_with_log_det
 
 __all__ = ["Process", "Velocity", "ode_step", "BatchDraws", "batch_draws"]
 
@@ -127,12 +127,26 @@ class Process:
     ) -> tuple[Tensor, Tensor]:
         """Run the reverse process from the noise end ``x``; returns the final state and the summed
         log-determinant (n,) float64 of the steps (see :func:`solve_with_log_det`)."""
+        self._check_density_solver(solver, steps)
+        return solve_with_log_det(self.density_step(net, solver, generator), x, self.time_grid(steps, 1.0))
+
+    @torch.no_grad()
+    def invert_with_log_det(
+        self, net: nn.Module, x: Tensor, *, steps: int, solver: str, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """The inverse of :meth:`sample_with_log_det`: from a data-end state ``x`` the noise-end
+        state that the same run maps onto it, and the same summed log-determinant (n,) float64,
+        so that the run's density at x is ``log g_noise(x_noise) - sum``. Each discrete step is
+        inverted to rounding, so the density is that of the sampler as run, not of its ODE."""
+        self._check_density_solver(solver, steps)
+        return invert_with_log_det(self.step(net, solver, generator), x, self.time_grid(steps, 1.0))
+
+    def _check_density_solver(self, solver: str, steps: int) -> None:
         if solver not in self.density_solvers:
             offered = ", ".join(self.density_solvers) or "none"
             raise ValueError(f"solver {solver!r} has no tractable density; solvers with one: {offered}")
         if steps < 1:
             raise ValueError(f"steps must be positive, got {steps}")
-        return solve_with_log_det(self.density_step(net, solver, generator), x, self.time_grid(steps, 1.0))
 
     def check_solver(self, solver: str) -> None:
         if solver not in self.solvers:

@@ -15,7 +15,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["Step", "DensityStep", "Trajectory", "record_indices", "solve", "jacobian_step", "solve_with_log_det"]
+__all__ = ["Step", "DensityStep", "Trajectory", "record_indices", "solve", "jacobian_step", "solve_with_log_det",
+           "invert_with_log_det"]
 
 # Rows (events x state dimension) of one Jacobian pass: bounds the memory of the copies.
 JACOBIAN_ROWS = 1 << 15
@@ -72,35 +73,46 @@ def solve(step: Step, x: Tensor, times: Sequence[float], trajectory: int = 0) ->
     return x, recorded
 
 
-def jacobian_step(step: Step, max_rows: int = JACOBIAN_ROWS) -> DensityStep:
-    """Wrap a deterministic ``step`` so that it also returns the exact log-determinant of its
-    Jacobian per event (no trace estimator: the full D x D Jacobian, D = 3N, and its determinant).
+def step_jacobians(step: Step, x: Tensor, t: float, t_next: float, last: bool,
+                   max_rows: int = JACOBIAN_ROWS) -> tuple[Tensor, Tensor]:
+    """A deterministic step's output (n, N, 3) and its full Jacobian (n, D, D) float64 per event,
+    ``[k, i, j] = d out_i / d x_j`` with D = 3N (no trace estimator).
 
     Each event is copied D times and copy i back-propagates output coordinate i, so one
     reverse-mode pass over D n rows gives every row of every event's Jacobian; events do not
     interact inside a step, so the copies' cross terms vanish. Costs about D times a plain step
     (forward and backward), done in blocks of at most ``max_rows`` rows."""
+    dim = x[0].numel()
+    block = max(1, max_rows // dim)
+    states, jacobians = [], []
+    for part in x.detach().split(block):
+        m = part.shape[0]
+        copies = part.unsqueeze(0).expand(dim, *part.shape).reshape(dim * m, *part.shape[1:])
+        copies = copies.clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = step(copies, t, t_next, last).reshape(dim, m, dim)
+            picked = out.diagonal(dim1=0, dim2=2)  # (m, dim): output i of copy i
+            (grad,) = torch.autograd.grad(picked.sum(), copies)
+        jacobians.append(grad.reshape(dim, m, dim).transpose(0, 1).to(torch.float64))
+        states.append(out[0].detach().reshape(part.shape))
+    return torch.cat(states), torch.cat(jacobians)
+
+
+def _log_abs_det(jacobian: Tensor, t: float) -> Tensor:
+    sign, log_abs = torch.linalg.slogdet(jacobian)
+    if bool((sign == 0).any()):
+        raise FloatingPointError(f"a sampler step at t = {t:.4g} is singular (zero Jacobian "
+                                 f"determinant): the model's density is not defined there")
+    return log_abs
+
+
+def jacobian_step(step: Step, max_rows: int = JACOBIAN_ROWS) -> DensityStep:
+    """Wrap a deterministic ``step`` so that it also returns the exact log-determinant of its
+    Jacobian per event (:func:`step_jacobians`)."""
 
     def step_with_log_det(x: Tensor, t: float, t_next: float, last: bool) -> tuple[Tensor, Tensor]:
-        dim = x[0].numel()
-        block = max(1, max_rows // dim)
-        states, log_dets = [], []
-        for part in x.detach().split(block):
-            m = part.shape[0]
-            copies = part.unsqueeze(0).expand(dim, *part.shape).reshape(dim * m, *part.shape[1:])
-            copies = copies.clone().requires_grad_(True)
-            with torch.enable_grad():
-                out = step(copies, t, t_next, last).reshape(dim, m, dim)
-                picked = out.diagonal(dim1=0, dim2=2)  # (m, dim): output i of copy i
-                (grad,) = torch.autograd.grad(picked.sum(), copies)
-            jacobian = grad.reshape(dim, m, dim).transpose(0, 1)  # (m, i, j) = d out_i / d x_j
-            sign, log_abs = torch.linalg.slogdet(jacobian.to(torch.float64))
-            if bool((sign == 0).any()):
-                raise FloatingPointError(f"a sampler step at t = {t:.4g} is singular (zero Jacobian "
-                                         f"determinant): the model's density is not defined there")
-            log_dets.append(log_abs)
-            states.append(out[0].detach().reshape(part.shape))
-        return torch.cat(states), torch.cat(log_dets)
+        out, jacobian = step_jacobians(step, x, t, t_next, last, max_rows)
+        return out, _log_abs_det(jacobian, t)
 
     return step_with_log_det
 
@@ -115,3 +127,64 @@ def solve_with_log_det(step: DensityStep, x: Tensor, times: Sequence[float]) -> 
         x, log_det = step(x, times[i], times[i + 1], i + 1 == n_steps)
         total = total + log_det
     return x, total
+
+
+# Inverting a step: fixed-point sweeps x <- x - (step(x) - y), which converge as fast as |dt| times
+# the velocity's Lipschitz constant, keeping each event's best point; then damped Newton with the
+# exact Jacobian (which the density needs at the solution anyway) to the states' rounding.
+FIXED_POINT_SWEEPS = 30
+NEWTON_ITERATIONS = 8
+NEWTON_HALVINGS = 6
+
+
+def _residual(step: Step, x: Tensor, y: Tensor, t: float, t_next: float, last: bool) -> tuple[Tensor, Tensor]:
+    residual = step(x, t, t_next, last) - y
+    return residual, residual.flatten(1).abs().amax(dim=1)
+
+
+def _invert_step(step: Step, y: Tensor, t: float, t_next: float, last: bool) -> tuple[Tensor, Tensor]:
+    """The state x with ``step(x, t, t_next, last) = y`` (n, N, 3), and ``log|det d y / d x|`` (n,)."""
+    # the networks compute in float32 whatever the states: a few of its roundings
+    tolerance = 64 * torch.finfo(torch.float32).eps * (1.0 + y.flatten(1).abs().amax(dim=1))  # (n,)
+    x, best = y.clone(), y.clone()
+    best_error = torch.full_like(tolerance, torch.inf)
+    for _ in range(FIXED_POINT_SWEEPS):
+        residual, error = _residual(step, x, y, t, t_next, last)
+        improved = error < best_error
+        best[improved], best_error[improved] = x[improved], error[improved]
+        if bool((best_error <= tolerance).all()):
+            break
+        x = x - residual
+    x = best
+    for _ in range(NEWTON_ITERATIONS + 1):
+        out, jacobian = step_jacobians(step, x, t, t_next, last)
+        error = (out - y).flatten(1).abs().amax(dim=1)
+        if bool((error <= tolerance).all()):
+            return x, _log_abs_det(jacobian, t)
+        delta = torch.linalg.solve(jacobian, (out - y).flatten(1).to(torch.float64)).to(x.dtype).view_as(x)
+        scale = torch.ones_like(error)
+        for _ in range(NEWTON_HALVINGS):  # halve the step of events it would take further away
+            trial = x - scale.view(-1, 1, 1) * delta
+            worse = (_residual(step, trial, y, t, t_next, last)[1] > error) & (error > tolerance)
+            if not bool(worse.any()):
+                break
+            scale[worse] /= 2
+        x = trial
+    worst = int(error.argmax())
+    raise FloatingPointError(f"the sampler's step from t = {t:.4g} to {t_next:.4g} could not be inverted for "
+                             f"{int((error > tolerance).sum())} of {len(y)} events (residual {float(error[worst]):.2g}"
+                             f" at event {worst}): the step is not invertible there at this step size; use more steps")
+
+
+def invert_with_log_det(step: Step, y: Tensor, times: Sequence[float]) -> tuple[Tensor, Tensor]:
+    """Walk a deterministic ``step`` backwards: the states x at ``times[0]`` (n, N, 3) from which
+    :func:`solve` along ``times`` ends at ``y``, and the same ``sum_k log|det d x_{k+1} / d x_k|``
+    (n,) float64 as :func:`solve_with_log_det`, so that ``log g(y) = log g_start(x) - sum``.
+    Each step is solved to the states' rounding (:func:`_invert_step`); an event whose step
+    cannot be inverted raises ``FloatingPointError``."""
+    total = torch.zeros(y.shape[0], dtype=torch.float64, device=y.device)
+    n_steps = len(times) - 1
+    for i in reversed(range(n_steps)):
+        y, log_det = _invert_step(step, y, times[i], times[i + 1], i + 1 == n_steps)
+        total = total + log_det
+    return y, total
