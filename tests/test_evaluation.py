@@ -108,6 +108,23 @@ def test_evaluate_writes_metrics_plots_and_report(tmp_path, muon_pair):
     assert "<img src='hist_thrust.png'" in (tmp_path / "out" / "report.html").read_text()
 
 
+def test_every_registered_metric_reaches_metrics_json(tmp_path, muon_pair, monkeypatch):
+    """A metric is one row of SAMPLE_METRICS: evaluate computes it for every sample and saves it."""
+    from lipsgen.evaluation import comparisons
+
+    a, b = muon_pair
+    truth, sample = tmp_path / "truth.h5", tmp_path / "s.h5"
+    write_events(truth, a[:2000], {"target": "muon", "sqrt_s": 1.0})
+    write_events(sample, b[:1000], {"target": "muon", "sqrt_s": 1.0})
+    monkeypatch.setitem(comparisons.SAMPLE_METRICS, "mean_x_1_shift",
+                        lambda c: float(c.sample[0].values.mean() - c.truth[0].values.mean()))
+    metrics = evaluate(EvaluationInputs(truth, [sample]), tmp_path / "out", n_batches=2)
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())["samples"]["s"]
+    assert set(comparisons.SAMPLE_METRICS) <= set(saved)
+    assert saved["mean_x_1_shift"] == metrics["samples"]["s"]["mean_x_1_shift"]
+    assert 0 < abs(saved["mean_x_1_shift"]) < 0.05  # two independent muon samples: a small shift
+
+
 def test_events_outside_the_cut_are_counted(tmp_path):
     truth = tmp_path / "truth.h5"
     write_events(truth, QQG(ycut=1e-3).sample(2000, seed=1), {"target": "qqg", "ycut": 1e-3, "sqrt_s": 1.0})

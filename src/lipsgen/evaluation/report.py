@@ -23,12 +23,12 @@ from ..io.subsample import read_subsample
 from ..targets import target_from_attributes
 from ..validation import check_events
 from ..weights import summarise_weights
-from .inputs import EvaluationInputs, describe_truth, inside_support, observables_of, read_sample
+from .comparisons import Comparison, compare, finite_values, spectra_chi2
+from .inputs import EvaluationInputs, describe_truth, observables_of, read_sample
 from .metrics import classifier_auc, feature_matrix, wasserstein_batches
 from .observables import Observable, eec_pairs
 from .plots import conservation_along_trajectory, conservation_histograms, histogram_with_ratio, trajectory_histograms
 from .render import write_reports
-from .tails import chi2_per_ndf, max_log_ratio, w1_tails
 
 __all__ = ["evaluate", "EvaluationInputs"]
 
@@ -42,24 +42,6 @@ def _as_numpy(pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.n
 # distances are 1e-3 and up) in memory O(bins) for the tens of millions of pairs of a large sample
 EEC_GRID = (-1.0, 1.0, 100_000)
 
-def _support_metrics(features: np.ndarray, inside: np.ndarray | None, auc: float,
-                     ref_features: np.ndarray, seed: int, weights: np.ndarray | None) -> dict[str, float | None]:
-    """Fraction of events (of the weight, for weighted events) outside the target's support, and the
-    classifier AUC of the events inside it: what the model scores once the target's own cut is
-    applied to its samples. The classifier sees a leak across a hard cut at once; this separates the
-    leak from the shape inside the cut."""
-    if inside is None:
-        return {"outside_support": None, "auc_in_support": None}
-    w = np.ones(len(inside)) if weights is None else weights
-    outside = float(w[~inside].sum() / w.sum())
-    in_support: float | None = auc
-    if outside > 0:
-        n_inside = int(inside.sum())
-        in_support = (classifier_auc(features[inside], ref_features, seed,
-                                     None if weights is None else weights[inside]) if n_inside >= 20 else None)
-    return {"outside_support": outside, "auc_in_support": in_support}
-
-
 def _plot_selection(observables: list[Observable], labelled: bool) -> list[Observable]:
     if labelled:
         return observables
@@ -70,26 +52,6 @@ def _plot_selection(observables: list[Observable], labelled: bool) -> list[Obser
     return [o for o in observables if o.name in keep]
 
 
-def _finite(values: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """The finite values of an observable, with their events' weights."""
-    keep = np.isfinite(values)
-    return values[keep], None if weights is None else weights[keep]
-
-
-def _w1(truth: np.ndarray, sample: np.ndarray, weights: np.ndarray | None, n_batches: int) -> tuple[float, float]:
-    values, w = _finite(sample, weights)
-    return wasserstein_batches(truth[np.isfinite(truth)], values, n_batches, sample_weights=w)
-
-
-def _tail_metrics(truth: np.ndarray, sample: np.ndarray, weights: np.ndarray | None) -> dict[str, float]:
-    truth = truth[np.isfinite(truth)]
-    sample, weights = _finite(sample, weights)
-    if len(truth) < 2 or len(sample) < 2:
-        return {"max_log_ratio": float("nan"), "w1_tails": float("nan")}
-    return {"max_log_ratio": max_log_ratio(truth, sample, sample_weights=weights),
-            "w1_tails": w1_tails(truth, sample, sample_weights=weights)}
-
-
 def _target_spectra(attributes: dict[str, Any]) -> dict:
     """The truth target's analytic spectra (none for unknown targets or permuted events)."""
     try:
@@ -97,18 +59,6 @@ def _target_spectra(attributes: dict[str, Any]) -> dict:
     except ValueError:
         return {}
     return {} if attributes.get("permuted") else target.spectra()
-
-
-def _spectra_chi2(spectra: dict, observables: list[Observable],
-                  weights: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-    """chi^2/ndf of each observable that has an analytic spectrum (40 bins on [0, 1])."""
-    result = {}
-    for o in observables:
-        if o.name in spectra:
-            values, w = _finite(o.values, weights)
-            value, ndf = chi2_per_ndf(values, spectra[o.name], weights=w)
-            result[o.name] = {"chi2_ndf": value, "ndf": ndf}
-    return result
 
 
 def _weighted_eec(events: torch.Tensor, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +143,7 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
     }
     plots: list[str] = []
     spectra = _target_spectra(t_attrs)
-    metrics["truth_spectra"] = _spectra_chi2(spectra, ref_obs)
+    metrics["truth_spectra"] = spectra_chi2(spectra, ref_obs)
     sample_obs: dict[str, list[Observable]] = {}
     sample_events: dict[str, torch.Tensor] = {}
     sample_weights: dict[str, np.ndarray | None] = {}
@@ -206,18 +156,12 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
             name = f"{name} ({len(sample_obs)})"
         observables = observables_of(events, target, labelled, names, t_attrs)
         sample_obs[name], sample_events[name], sample_weights[name] = observables, events, weights
-        features = feature_matrix(observables)
-        auc = classifier_auc(features, ref_features, seed, weights)
         metrics["samples"][name] = {
             "path": str(path), "n_events": read.n_events, "n_evaluated": int(len(events)),
             "model": attributes.get("model"), "exact": bool(attributes.get("exact", True)),
             "weights": None if read.all_weights is None else summarise_weights(read.all_weights).as_dict(),
-            "auc": auc,
             "conservation": read.conservation.as_dict(),
-            **_support_metrics(features, inside_support(observables), auc, ref_features, seed, weights),
-            "wasserstein": {o.name: _w1(r.values, o.values, weights, n_batches) for r, o in zip(ref_obs, observables)},
-            "tails": {o.name: _tail_metrics(r.values, o.values, weights) for r, o in zip(ref_obs, observables)},
-            "spectra": _spectra_chi2(spectra, observables, weights),
+            **compare(Comparison(ref_obs, observables, weights, ref_features, spectra, seed, n_batches)),
         }
     if sample_obs:
         violations = {name: _as_numpy(event_violations(ev, sqrt_s=sqrt_s)) for name, ev in sample_events.items()}
@@ -233,7 +177,7 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
             values = {name: obs[index].values for name, obs in sample_obs.items()}
             finite = r.values[np.isfinite(r.values)]
             file = f"hist_{r.name}.png"
-            shown = {n: _finite(v, sample_weights[n]) for n, v in values.items()}
+            shown = {n: finite_values(v, sample_weights[n]) for n, v in values.items()}
             histogram_with_ratio(finite, {n: v for n, (v, _) in shown.items()}, r.label, out / file, log=r.log,
                                  sample_weights={n: w for n, (_, w) in shown.items() if w is not None})
             plots.append(file)
