@@ -4,8 +4,9 @@ Trains each variant on the same training file, samples it and evaluates all samp
 same truth in one ``lipsgen evaluate`` run; prints AUC, W1 and, for muon decay, the occupation of
 the x_3 -> 1 edge (e- and nu_mu collinear), where the model's errors concentrate.
 
-Variants (``--variants``): ``cpu`` (the preset), ``steps=K``, ``drift=regularised``, ``schedule=singular``,
-``lift=fixed`` (with its sigma^2 pairing), ``time_law=uniform`` + ``loss_weight=sigma2`` as ``legacy``.
+Variants (``--variants``): ``cpu`` (the preset), ``steps=K``, ``eps=E``, ``drift=regularised``, ``drift=score``,
+``schedule=singular``, ``lift=fixed`` (with its sigma^2 pairing), ``time_law=uniform`` + ``loss_weight=sigma2``
+as ``legacy``; joined by ``+`` they combine (``drift=regularised+steps=12000``).
 
 Usage: python bench/langevin_study.py --train TRAIN.h5 --truth TRUTH.h5 --work DIR --variants cpu steps=12000
 """
@@ -30,6 +31,7 @@ from lipsgen.training import load_model, resolve_preset, train
 VARIANTS = {
     "cpu": {},
     "drift=regularised": {"drift": "regularised"},
+    "drift=score": {"drift": "score"},
     "schedule=singular": {"schedule": "singular", "drift": "regularised"},
     "lift=fixed": {"lift": "fixed", "time_law": "uniform", "loss_weight": "sigma2"},
     "legacy": {"time_law": "uniform", "loss_weight": "sigma2"},
@@ -56,13 +58,22 @@ def main() -> None:
                        backbone="mlp" if facts.labelled else "transformer")
     samples, seconds = [], {}
     for variant in args.variants:
-        overrides = dict(VARIANTS.get(variant, {}))
-        steps = int(variant.split("=", 1)[1]) if variant.startswith("steps=") else None
+        overrides: dict = {}
+        steps = None
+        for part in variant.split("+"):  # variants combine: drift=regularised+steps=12000
+            if part.startswith("steps="):
+                steps = int(part.split("=", 1)[1])
+            elif part.startswith("eps="):
+                overrides["eps"] = float(part.split("=", 1)[1])
+            elif part not in VARIANTS:
+                raise SystemExit(f"unknown variant {part!r}; choose from {', '.join(VARIANTS)}, steps=K, eps=E")
+            else:
+                overrides.update(VARIANTS[part])
         config, settings = resolve_preset("cpu", replace(base, **{k: v for k, v in overrides.items() if k == "lift"}))
         config = replace(config, **{k: v for k, v in overrides.items() if k != "lift"})
         if steps is not None:
             settings = replace(settings, steps=steps)
-        name = variant.replace("=", "-")
+        name = variant.replace("=", "-").replace("+", "_")
         start = time.perf_counter()
         result = train(events, config, settings, args.work / name, data_attributes=attributes)
         model, _ = load_model(result.model_path)
