@@ -510,3 +510,36 @@ def test_a_flow_that_contracts_keeps_exact_weights(kind):
         log_event_weights(target.log_density(out.events), out.log_density, n_particles=3, sqrt_s=91.19).exp())
     assert abs(summary.integral - 1) < 4 * summary.integral_error and summary.integral_error < 0.02, summary
     assert summary.relative_std > 0.1  # the contraction shows in the weights
+
+
+def test_density_command_writes_the_models_log_prob_and_weights(tmp_path):
+    """``lipsgen density`` on a trained model (sqrt_s 91.19): the log-densities are log_prob's, the
+    weights V_N f / r with the muon density; bad inputs are refused without output."""
+    from lipsgen.io import write_events
+    from lipsgen.training import load_model
+
+    ok("data", "muon", "--events", "500", "--sqrt-s", "91.19", "--out", str(tmp_path / "d.h5"), "--seed", "1")
+    ok("train", "--data", str(tmp_path / "d.h5"), "--model", "fm-z", "--max-steps", "3", "--out", str(tmp_path / "m"))
+    events = uniform_phase_space(300, 3, seed=4, sqrt_s=91.19)
+    write_events(tmp_path / "u.h5", events, {"target": "uniform", "sqrt_s": 91.19})
+    model_path, out = tmp_path / "m" / "model.pt", tmp_path / "r.h5"
+    ok("density", str(model_path), str(tmp_path / "u.h5"), "--out", str(out), "--weights", "--steps", "6",
+       "--draws", "2", "--seed", "7")
+    model, _ = load_model(model_path)
+    expected = model.log_prob(events, seed=7, draws=2, steps=6)
+    with h5py.File(out) as f:
+        log_r, weights = torch.from_numpy(f["log_model_density"][...]), torch.from_numpy(f["weights"][...])
+    torch.testing.assert_close(log_r, expected, rtol=0, atol=1e-9)
+    log_w = MuonDecay(sqrt_s=91.19).log_density(events) + math.log(phase_space_volume(3, 91.19)) - expected
+    torch.testing.assert_close(weights, log_w.exp(), rtol=1e-9, atol=0)
+    fails("--density is the target density", "density", str(model_path), str(tmp_path / "u.h5"), "--out",
+          str(tmp_path / "x.h5"), "--density", "m:f")
+    write_events(tmp_path / "four.h5", uniform_phase_space(10, 4, seed=4, sqrt_s=91.19), {"sqrt_s": 91.19})
+    fails("4 particles, the model has 3", "density", str(model_path), str(tmp_path / "four.h5"), "--out",
+          str(tmp_path / "x.h5"))
+    write_events(tmp_path / "w.h5", events, {"target": "uniform", "sqrt_s": 91.19}, weights=torch.ones(300))
+    fails("carry weights already", "density", str(model_path), str(tmp_path / "w.h5"), "--out", str(tmp_path / "x.h5"),
+          "--weights")
+    write_events(tmp_path / "at1.h5", uniform_phase_space(10, 3, seed=4), {"target": "uniform", "sqrt_s": 1.0})
+    fails("sqrt_s|energy", "density", str(model_path), str(tmp_path / "at1.h5"), "--out", str(tmp_path / "x.h5"))
+    assert not (tmp_path / "x.h5").exists()

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from .._version import __version__
 from ..errors import LipsgenError, Terminated, raise_if_terminated, request_termination
-from . import convert, data, demo, evaluate, refine, sample, train, unweight
+from . import convert, data, demo, density, evaluate, refine, sample, train, unweight
 
 __all__ = ["main", "build_parser"]
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(commands)
     sample.add_parser(commands)
     unweight.add_parser(commands)
+    density.add_parser(commands)
     refine.add_parsers(commands)
     evaluate.add_parser(commands)
     demo.add_parser(commands)

@@ -59,11 +59,26 @@ def run(args: argparse.Namespace) -> int:
     return run_in_world(args, _sample)
 
 
+def weighting_density(checkpoint: Path, state: dict[str, Any], given: str | None) -> Any:
+    """The target density of weights: ``given`` (MODULE:FUNCTION), else the user's density the model
+    was trained on, else the training target's closed form (a :class:`lipsgen.targets.density.Density`)."""
+    from ..targets import target_from_attributes
+    from ..targets.density import load_density
+    from ..training import CheckpointError
+
+    recorded = str((state.get("data") or {}).get("density", ""))  # a model trained on a user's density
+    if given or recorded:
+        return load_density(given or recorded)
+    if not state.get("data"):
+        raise CheckpointError(f"{checkpoint}: records no training target; give its density with --density")
+    return target_from_attributes(state["data"])
+
+
 def _sample(args: argparse.Namespace, world: Any, device: Any) -> int:
     from ..io import event_format, read_attributes_h5, read_events, read_weights, write_events
     from ..sampling import sample_to_file
     from ..targets import target_from_attributes
-    from ..targets.density import Density, load_density
+    from ..targets.density import Density
     from ..training import CheckpointError, load_model
     check_output(args.out, inputs=[args.checkpoint, args.from_data], force=args.force)
     fmt = event_format(args.out)
@@ -76,13 +91,7 @@ def _sample(args: argparse.Namespace, world: Any, device: Any) -> int:
     density: Density | None = None
     if args.weights:
         model.check_density()
-        recorded = str((state.get("data") or {}).get("density", ""))  # a model trained on a user's density
-        if args.density or recorded:
-            density = load_density(args.density or recorded)
-        elif not state.get("data"):
-            raise CheckpointError(f"{args.checkpoint}: records no training target; give its density with --density")
-        else:
-            density = target_from_attributes(state["data"])
+        density = weighting_density(args.checkpoint, state, args.density)
     support, extra = None, {"checkpoint": str(args.checkpoint)}
     if args.apply_cuts:
         if not state.get("data"):
