@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(machine())
-    print("| piece | N | lipsgen (ms) | library (ms) | library / lipsgen |")
+    print("| piece (hand-written / library) | N | hand-written (ms) | library (ms) | library / hand-written |")
     print("|---|---:|---:|---:|---:|")
     for n_particles in (3, 10):
         model = cpu_model(n_particles)
