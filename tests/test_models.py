@@ -387,3 +387,13 @@ def test_flow_matching_time_power_draws_training_times_towards_the_data_end():
     model.process.loss(Recorder(), {"x0": x0}, torch.Generator().manual_seed(2))
     t = torch.cat(seen).double()
     assert abs(float(t.mean()) - 1 / 3) < 4 * float(t.std()) / math.sqrt(len(t))
+
+
+def test_a_diverged_sampler_run_is_named_as_such():
+    model = GenerativeModel(ModelConfig("fm-z", 3, width=16, depth=1))
+    with torch.no_grad():
+        next(model.net.parameters()).fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="the sampler diverged: 5 of 5 runs"):
+        model.sample(5, seed=1, steps=2)
+    with pytest.raises(FloatingPointError, match="diverged|singular"):
+        model.sample(5, seed=1, steps=2, density=True)

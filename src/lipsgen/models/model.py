@@ -337,14 +337,25 @@ class GenerativeModel(nn.Module):
                 log_start = self.noise_log_prob(x)
                 x, log_det = self.process.sample_with_log_det(self.net, x, steps=steps, solver=solver,
                                                               generator=generator)
+                _check_finite_states(x, solver, steps)
                 return SampleOutput(self.space.decode(x),
                                     log_density=log_start - log_det - self.reference_log_prob(x))
             x, recorded = self.process.sample(self.net, x, steps=steps, solver=solver, generator=generator,
                                               t_start=t_start, trajectory=trajectory)
         finally:
             self.net.train(was_training)
+        _check_finite_states(x, solver, steps)
         events = self.space.decode(x)
         if not trajectory:
             return SampleOutput(events)
         states = torch.stack([self.space.decode(s) for s in recorded.states])
         return SampleOutput(events, states, torch.tensor(recorded.times, dtype=torch.float64))
+
+
+def _check_finite_states(x: Tensor, solver: str, steps: int) -> None:
+    """Refuse a reverse run that diverged (states (n, N, 3) with NaN or inf), saying so."""
+    bad = ~torch.isfinite(x.flatten(1)).all(dim=1)
+    if bool(bad.any()):
+        raise FloatingPointError(f"the sampler diverged: {int(bad.sum())} of {len(x)} runs ended in a non-finite "
+                                 f"state (first: event {int(bad.nonzero()[0])}; solver {solver}, {steps} steps); the "
+                                 f"model's field is unstable there: more or smaller steps, or a better-trained model")
