@@ -80,7 +80,7 @@ def step_jacobians(step: Step, x: Tensor, t: float, t_next: float, last: bool,
 
     Events do not interact inside a step, so the Jacobian of the batch-summed output (D, n, D)
     holds every event's block: ``torch.func.jacrev`` gets it from D vectorised reverse passes after
-    one forward pass (bench/library_pieces.py: 0.7-0.8x the time of copying each event D times).
+    one forward pass (bench/library_pieces.py: 0.66-0.88x the time of copying each event D times).
     Done in blocks of at most ``max_rows`` event rows times D."""
     dim = x[0].numel()
     block = max(1, max_rows // dim)
