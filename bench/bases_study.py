@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000, help="training events")
     parser.add_argument("--truth", type=int, default=50_000, help="truth and plain-sample events")
     parser.add_argument("--weighted", type=int, default=20_000, help="weighted events")
+    parser.add_argument("--train-seed", type=int, default=1, help="seed of the density-only targets' training")
     parser.add_argument("--steps", nargs="+", default=[],
                         help="training steps, MODEL/BASE=STEPS (defaults: about 4 minutes each, DEFAULT_STEPS)")
     args = parser.parse_args()
@@ -116,7 +117,7 @@ def density_only(target: str, args: argparse.Namespace, steps: dict[str, str], l
     for base in args.bases:
         out, weighted = work / f"nf_{base}", work / f"nf_{base}_weighted.h5"
         train_s = run(lipsgen + ["train", *DENSITY_ONLY[target], "--model", "nf", "--base", base, "--out", str(out),
-                                 "--max-steps", steps[f"nf/{base}"], "--seed", "1"], log)
+                                 "--max-steps", steps[f"nf/{base}"], "--seed", str(args.train_seed)], log)
         run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.weighted), "--out", str(weighted),
                        "--weights", "--seed", "4", "--force"], log)
         with h5py.File(weighted) as f:
