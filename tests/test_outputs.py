@@ -97,22 +97,28 @@ def test_evaluate_replaces_a_report_only_with_force_and_keeps_other_files(tmp_pa
     assert (report / "metrics.json").exists()
 
 
-def test_sigterm_while_writing_leaves_nothing(tmp_path):
-    """kill / timeout during a write: the temporary file is removed, the exit status is 143."""
+def _start_a_long_write(folder):
+    """A ``lipsgen data`` run writing ``folder/big.h5`` for minutes, once its temporary file exists."""
     import os
-    import signal
     import subprocess
     import sys
     import time
 
-    out = tmp_path / "big.h5"
     process = subprocess.Popen([sys.executable, "-m", "lipsgen", "data", "uniform", "--particles", "10",
-                                "--events", "20000000", "--out", str(out), "--seed", "1"],
+                                "--events", "20000000", "--out", str(folder / "big.h5"), "--seed", "1"],
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "CI": "true"})
     deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".big.h5.*")) and time.monotonic() < deadline:
+    while not list(folder.glob(".big.h5.*")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert list(tmp_path.glob(".big.h5.*")), "the write never started"
+    assert list(folder.glob(".big.h5.*")), "the write never started"
+    return process
+
+
+def test_sigterm_while_writing_leaves_nothing(tmp_path):
+    """kill / timeout during a write: the temporary file is removed, the exit status is 143."""
+    import signal
+
+    process = _start_a_long_write(tmp_path)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143 and "interrupted; no output was left half-written" in stderr
@@ -122,21 +128,12 @@ def test_sigterm_while_writing_leaves_nothing(tmp_path):
 def test_what_a_killed_writer_left_is_removed_by_the_next_write(tmp_path):
     """SIGKILL gives no chance to clean up: the next write of the same output removes the dead
     process's temporary file, and leaves alone one of a live process."""
-    import os
     import signal
-    import subprocess
-    import sys
-    import time
 
     from lipsgen.io.atomic import atomic_output, temporary_prefix
 
     out = tmp_path / "big.h5"
-    process = subprocess.Popen([sys.executable, "-m", "lipsgen", "data", "uniform", "--particles", "10",
-                                "--events", "20000000", "--out", str(out), "--seed", "1"],
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "CI": "true"})
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".big.h5.*")) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    process = _start_a_long_write(tmp_path)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
     left = list(tmp_path.glob(".big.h5.*"))
