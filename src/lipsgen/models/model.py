@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -283,15 +284,11 @@ class GenerativeModel(nn.Module):
         generator = make_generator(seed, generator, device)
         steps = self.process.default_steps if steps is None else steps
         solver = self.process.density_solvers[0] if solver is None else solver
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            terms = []
+        terms = []
+        with _evaluation_mode(self.net):
             for _ in range(draws):
                 x = self.space.encode(events, generator).to(device)
                 terms.append(self._state_log_prob(x, steps, solver, generator) - self.reference_log_prob(x))
-        finally:
-            self.net.train(was_training)
         return torch.logsumexp(torch.stack(terms), dim=0) - math.log(draws)
 
     def _state_log_prob(self, x: Tensor, steps: int, solver: str, generator: torch.Generator) -> Tensor:
@@ -330,9 +327,7 @@ class GenerativeModel(nn.Module):
         if solver is None:
             solver = self.process.density_solvers[0] if density else self.process.solvers[0]
         x = self.noise_prior(n_events, generator, device) if start is None else start.to(device)
-        was_training = self.net.training
-        self.net.eval()
-        try:
+        with _evaluation_mode(self.net):
             if density:
                 log_start = self.noise_log_prob(x)
                 x, log_det = self.process.sample_with_log_det(self.net, x, steps=steps, solver=solver,
@@ -342,14 +337,23 @@ class GenerativeModel(nn.Module):
                                     log_density=log_start - log_det - self.reference_log_prob(x))
             x, recorded = self.process.sample(self.net, x, steps=steps, solver=solver, generator=generator,
                                               t_start=t_start, trajectory=trajectory)
-        finally:
-            self.net.train(was_training)
         _check_finite_states(x, solver, steps)
         events = self.space.decode(x)
         if not trajectory:
             return SampleOutput(events)
         states = torch.stack([self.space.decode(s) for s in recorded.states])
         return SampleOutput(events, states, torch.tensor(recorded.times, dtype=torch.float64))
+
+
+@contextmanager
+def _evaluation_mode(net: nn.Module) -> Iterator[None]:
+    """The network in eval mode for the block, then back in the mode it was in."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield
+    finally:
+        net.train(was_training)
 
 
 def _check_finite_states(x: Tensor, solver: str, steps: int) -> None:
