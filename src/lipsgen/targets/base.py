@@ -59,7 +59,7 @@ def fill_by_rejection(n_events: int, draw_accepted: Callable[[int], Tensor], nam
 
 
 class Target(ABC):
-    """A distribution of massless events (n, N, 4) in the CM frame at ``sqrt_s``.
+    """A distribution of events (n, N, 4) in the CM frame at ``sqrt_s``, massless unless ``masses`` is set.
 
     Subclasses set ``name`` and ``labelled`` (whether particle order carries meaning) and implement
     :meth:`sample_chunk`. Sampling is exact: no approximations and no weights.
@@ -74,6 +74,8 @@ class Target(ABC):
     # PDG ids of the outgoing particles in order (labelled targets), or one id for all of them
     particle_ids: tuple[int, ...] | None = None
     particle_id: int = 22
+    # Masses (N,) of the outgoing particles, in the unit of sqrt_s; None: all massless
+    masses: tuple[float, ...] | None = None
 
     @classmethod
     def pdg_ids_for(cls, n_particles: int) -> tuple[int, ...]:
