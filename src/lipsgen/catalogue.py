@@ -19,6 +19,7 @@ Coupling = Literal["independent", "fibre"]
 
 __all__ = ["Lift", "Backbone", "Drift", "Divergence", "ReverseVariance", "TimeLaw", "LossWeight", "Coupling",
            "MODEL_KINDS", "MODEL_HELP", "BASE_HELP", "PRESETS", "PRESET_HELP", "TARGET_OPTIONS", "TARGET_HELP",
+           "TARGET_SQRT_S",
            "DEFAULT_CHUNK_SIZE"]
 
 # model name -> (space, process, prior for flow matching)
@@ -84,19 +85,24 @@ PRESET_HELP = {
 # Per target: its command-line options and their defaults (None = required); the names are the
 # target classes' keyword parameters (tests check they agree).
 TARGET_OPTIONS: dict[str, dict[str, object]] = {
-    "uniform": {"n_particles": None},
-    "muon": {},
+    "uniform": {"n_particles": None, "masses": ()},
+    "muon": {"electron_mass": 0.0},
     "qqg": {"ycut": 1e-3},
     "sarge": {"n_particles": 10, "xi_max": 30.0},
     "antenna": {"n_particles": 5, "ycut": 1e-3, "orderings": "one"},
+    "top": {"w_mass": 80.38, "w_width": 2.09, "b_mass": 4.8},
 }
+# sqrt_s where a target's default is not 1: the top mass in GeV, the unit of its masses and width
+TARGET_SQRT_S = {"top": 172.5}
 TARGET_HELP = {
-    "uniform": "uniform massless phase space (RAMBO), any number of particles",
-    "muon": "muon decay at rest: e-, nu_mu, anti-nu_e",
+    "uniform": "uniform phase space (RAMBO), any number of particles, massless or with --masses",
+    "muon": "muon decay at rest: e-, nu_mu, anti-nu_e (massless, or with --electron-mass)",
     "qqg": "e+e- -> q qbar g at O(alpha_s) with the cut min y_ij > ycut",
     "sarge": "N-gluon QCD antenna events from the SARGE algorithm",
     "antenna": "colour-ordered N-gluon antenna 1/(y12 y23 ... yN1), min y_ij > ycut: a density without "
                "a sampler (weighted generation)",
+    "top": "top-quark decay at rest, t -> b W+ -> b e+ nu_e, massive b and a W Breit-Wigner (sqrt_s is the top "
+           "mass, default 172.5 GeV)",
 }
 
 # Noise ends (lipsgen.bases; --base): the names train --help lists, or MODULE:FUNCTION.

@@ -74,6 +74,7 @@ def check_events(
     name: str = "events",
     *,
     massless: bool = True,
+    masses: tuple[float, ...] | list[float] | None = None,
     sqrt_s: float | None = None,
     mass_rtol: float | None = None,
     cm_rtol: float | None = None,
@@ -81,7 +82,9 @@ def check_events(
     """Check four-momenta of shape (n_events, n_particles, 4), order (E, px, py, pz).
 
     Always: rank, last dimension 4, at least 2 particles, finite, E >= 0.
-    ``massless``: every particle has ``|E - |p|| <= mass_rtol * E``.
+    ``massless``: every particle has ``|E - |p|| <= mass_rtol * E``. ``masses`` (N,) given instead:
+    every particle is on its mass shell, ``|E^2 - |p|^2 - m_i^2| <= mass_rtol * E^2`` (this replaces
+    the massless check).
     ``sqrt_s`` given: every event is in its CM frame at that energy, ``|sum E - sqrt_s|`` and
     ``|sum p|`` both ``<= cm_rtol * sqrt_s``.
     """
@@ -93,7 +96,9 @@ def check_events(
         raise ValueError(
             f"{name}: {_where(idx)} has negative energy {float(energy[idx]):.6g}"
         )
-    if massless:
+    if masses is not None:
+        _check_mass_shells(events, masses, name, mass_rtol)
+    elif massless:
         rtol = default_mass_rtol(events.dtype) if mass_rtol is None else mass_rtol
         momentum = torch.linalg.vector_norm(events[..., 1:], dim=-1)
         off_shell = (energy - momentum).abs() > rtol * energy
@@ -120,6 +125,21 @@ def check_events(
                 f"lipsgen convert IN OUT --to-cm)"
             )
     return events
+
+
+def _check_mass_shells(events: Tensor, masses: tuple[float, ...] | list[float], name: str,
+                       mass_rtol: float | None) -> None:
+    if len(masses) != events.shape[1]:
+        raise ValueError(f"{name}: {len(masses)} masses for {events.shape[1]} particles")
+    rtol = default_mass_rtol(events.dtype) if mass_rtol is None else mass_rtol
+    mass = torch.as_tensor(masses, dtype=events.dtype, device=events.device)
+    energy2 = events[..., 0].square()
+    off_shell = (energy2 - events[..., 1:].square().sum(-1) - mass.square()).abs() > rtol * energy2
+    if off_shell.any():
+        idx = _first_event(off_shell)
+        invariant = float(energy2[idx] - events[idx][1:].square().sum())
+        raise ValueError(f"{name}: {_where(idx)} is off its mass shell: E^2 - |p|^2 = {invariant:.10g}, "
+                         f"m^2 = {float(mass[idx[1]]) ** 2:.10g} (relative tolerance {rtol:.1e} of E^2)")
 
 
 def check_positive(value: float | Tensor, name: str) -> None:

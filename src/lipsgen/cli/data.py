@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..catalogue import DEFAULT_CHUNK_SIZE, TARGET_HELP, TARGET_OPTIONS
+from ..catalogue import DEFAULT_CHUNK_SIZE, TARGET_HELP, TARGET_OPTIONS, TARGET_SQRT_S
 from . import pythia
 from .options import (
     TARGET_FLAGS,
@@ -30,15 +30,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         sub = targets.add_parser(name, help=TARGET_HELP[name], description=TARGET_HELP[name] + ".")
         for key, default in options.items():
             flag, kind, text = TARGET_FLAGS[key]
+            shown = "massless" if default == () else default
             sub.add_argument(flag, dest=key, type=kind, required=default is None, default=default,
-                             help=text + (" (required)" if default is None else f" (default {default})"))
+                             help=text + (" (required)" if default is None else f" (default {shown})"))
         sub.add_argument("--events", type=positive_int, required=True, help="number of events")
         sub.add_argument("--out", type=Path, required=True, help="output event file (.h5, .npz, .lhe, .lhe.gz)")
         add_force_option(sub)
         sub.add_argument("--seed", type=seed_value, default=None,
                          help="random seed (default: fresh, recorded in the file)")
-        sub.add_argument("--sqrt-s", type=positive_float, default=1.0,
-                         help="total energy sqrt_s, in any unit; events are written in that unit (default 1)")
+        sub.add_argument("--sqrt-s", type=positive_float, default=TARGET_SQRT_S.get(name, 1.0),
+                         help="total energy sqrt_s, in any unit; events are written in that unit "
+                         f"(default {TARGET_SQRT_S.get(name, 1.0):g})")
         sub.add_argument("--permute", action="store_true",
                          help="shuffle the particle order of each event (for unlabelled models)")
         sub.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE,
@@ -65,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_size(args.out, args.events, target.n_particles)
     seed = fresh_seed() if args.seed is None else args.seed
     attributes = {"target": target.name, "seed": seed, "permuted": args.permute,
-                  "n_particles": target.n_particles, **target.parameters()}
+                  "n_particles": target.n_particles, **target.parameters(),
+                  **({"masses": list(target.masses)} if target.masses else {})}
     start = time.perf_counter()
     chunks = target.stream(args.events, seed=seed, chunk_size=args.chunk_size, permute=args.permute)
     if fmt == "hdf5":

@@ -87,9 +87,30 @@ def _ordering(text: str) -> str:
     return text
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def mass_list(text: str) -> tuple[float, ...]:
+    """Comma-separated masses, one per particle, each a finite number >= 0."""
+    return tuple(non_negative_float(part) for part in text.split(","))
+
+
 # target parameter -> (flag, type, help), for lipsgen data and train
 TARGET_FLAGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "n_particles": ("--particles", particle_count, "particles per event"),
+    "masses": ("--masses", mass_list, "comma-separated masses, one per particle, in the unit of sqrt_s (empty: "
+               "massless)"),
+    "electron_mass": ("--electron-mass", non_negative_float, "electron mass, in the unit of sqrt_s"),
+    "w_mass": ("--w-mass", positive_float, "W mass, in the unit of sqrt_s (the top mass)"),
+    "w_width": ("--w-width", positive_float, "W width, in the unit of sqrt_s"),
+    "b_mass": ("--b-mass", non_negative_float, "b-quark mass, in the unit of sqrt_s"),
     "ycut": ("--ycut", positive_float, "cut on min y_ij = min 2 p_i.p_j / s"),
     "xi_max": ("--xi-max", positive_float, "SARGE antenna cutoff xi_m"),
     "orderings": ("--orderings", _ordering, "one colour ordering or all (N <= 6)"),

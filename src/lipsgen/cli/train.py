@@ -10,7 +10,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..catalogue import BASE_HELP, MODEL_HELP, MODEL_KINDS, PRESET_HELP, PRESETS, TARGET_OPTIONS, Backbone
+from ..catalogue import (
+    BASE_HELP,
+    MODEL_HELP,
+    MODEL_KINDS,
+    PRESET_HELP,
+    PRESETS,
+    TARGET_OPTIONS,
+    TARGET_SQRT_S,
+    Backbone,
+)
 from .options import TARGET_FLAGS, base_name, particle_count, positive_float, positive_int, run_in_world, seed_value
 
 
@@ -73,7 +82,7 @@ def _density_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The density to train on and the attributes that record it (target name and parameters)."""
     from ..targets import make_target
     from ..targets.density import load_density
-    sqrt_s = 1.0 if args.sqrt_s is None else args.sqrt_s
+    sqrt_s = TARGET_SQRT_S.get(args.target, 1.0) if args.sqrt_s is None else args.sqrt_s
     if args.density:
         if args.n_particles is None:
             raise ValueError("--density needs --particles N")
@@ -81,6 +90,9 @@ def _density_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
                                             "n_particles": args.n_particles, "sqrt_s": sqrt_s}
     given = {k: getattr(args, k) for k in TARGET_OPTIONS[args.target] if getattr(args, k) is not None}
     target = make_target(args.target, sqrt_s=sqrt_s, **given)
+    if target.masses:
+        raise ValueError(f"--target {args.target}: massive particles (masses {list(target.masses)}); "
+                         f"lipsgen's models train on massless phase space only so far")
     return target, {"target": target.name, "n_particles": target.n_particles, **target.parameters()}
 
 
@@ -123,20 +135,28 @@ def run(args: argparse.Namespace) -> int:
 @contextmanager
 def _only_run_in(out: Path, main: bool) -> Iterator[None]:
     """Hold an exclusive lock on OUT for the whole run (rank 0 of a torchrun job): a second
-    ``lipsgen train`` into the same folder is refused instead of overwriting this one's checkpoints."""
+    ``lipsgen train`` into the same folder is refused instead of overwriting this one's checkpoints.
+    A folder this run created and left with nothing but the lock (a refused input) is removed."""
     if not main:
         yield
         return
     import fcntl
 
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lipsgen-train.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FileExistsError(f"{out}: another lipsgen train is running into this folder; wait for it or "
-                                  f"choose another --out") from None
-        yield
+    lock_path = out / ".lipsgen-train.lock"
+    try:
+        with open(lock_path, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FileExistsError(f"{out}: another lipsgen train is running into this folder; wait for it or "
+                                      f"choose another --out") from None
+            yield
+    finally:
+        if created and [p.name for p in out.iterdir()] == [lock_path.name]:
+            lock_path.unlink()
+            out.rmdir()
 
 
 def _train(args: argparse.Namespace, world: Any, device: Any) -> int:

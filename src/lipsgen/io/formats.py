@@ -92,8 +92,9 @@ def write_events(path: str | os.PathLike[str], events: Tensor, attributes: dict[
         warnings.warn(f"{path}: LHE energies are in GeV, so this file describes a collision at {energy:g} GeV; a "
                       f"shower (Pythia) takes it as that. Rescale first: lipsgen convert IN OUT.lhe --to-cm "
                       f"--sqrt-s 91.1876", stacklevel=2)
-    return write_events_lhe(path, [events], sqrt_s=energy, pdg_ids=pdg_ids,
-                            attributes=_json_safe(attributes), weights=weights)
+    masses = attributes.get("masses")
+    return write_events_lhe(path, [events], sqrt_s=energy, pdg_ids=pdg_ids, attributes=_json_safe(attributes),
+                            weights=weights, masses=None if masses is None else np.ravel(masses).tolist())
 
 
 # Below this total energy (GeV) an LHE file is almost surely lipsgen's unit sqrt_s = 1, not physics.
@@ -145,6 +146,10 @@ def load_events(
     training and evaluation downstream see exact events. Exact files are returned unchanged.
     """
     events, attributes = read_events(path)
+    masses = [float(m) for m in np.ravel(attributes.get("masses", []))]
+    if any(masses):
+        raise EventFileError(f"{path}: the file holds massive particles (masses {masses}); lipsgen's models and "
+                             f"evaluation take massless events only so far")
     if sqrt_s is not None:
         energy = sqrt_s
     elif "sqrt_s" in attributes:

@@ -1,4 +1,5 @@
-"""Les Houches Event files through pylhe: e+e- beams at sqrt_s, outgoing massless particles.
+"""Les Houches Event files through pylhe: e+e- beams at sqrt_s, outgoing particles (massless unless masses are
+given: column M).
 
 Momenta are written with 17 significant digits, so a float64 event survives the round trip
 exactly; files from other generators are read at whatever precision they were printed with.
@@ -78,7 +79,7 @@ def shower_scales(events: Tensor, pdg_ids: Sequence[int], sqrt_s: float) -> Tens
 
 
 def _lhe_events(events: Iterable[Tensor], pdg_ids: Sequence[int], sqrt_s: float,
-                weights: Tensor | None) -> Iterator[pylhe.LHEEvent]:
+                weights: Tensor | None, masses: Sequence[float]) -> Iterator[pylhe.LHEEvent]:
     half = sqrt_s / 2
     colours = _colours(pdg_ids)
     beams = [
@@ -93,8 +94,8 @@ def _lhe_events(events: Iterable[Tensor], pdg_ids: Sequence[int], sqrt_s: float,
             index += 1
             outgoing = [
                 pylhe.LHEParticle(int(pid), 1, 1, 2, c1, c2, float(px), float(py), float(pz), float(e),
-                                  0.0, 0.0, 9.0)
-                for pid, (c1, c2), (e, px, py, pz) in zip(pdg_ids, colours, event)
+                                  float(mass), 0.0, 9.0)
+                for pid, (c1, c2), (e, px, py, pz), mass in zip(pdg_ids, colours, event, masses)
             ]
             info = pylhe.LHEEventInfo(len(outgoing) + 2, 1, weight, scale, 1 / 137.035999, 0.118)
             yield pylhe.LHEEvent(eventinfo=info, particles=beams + outgoing)
@@ -108,6 +109,7 @@ def write_events_lhe(
     pdg_ids: Sequence[int],
     attributes: dict[str, Any] | None = None,
     weights: Tensor | None = None,
+    masses: Sequence[float] | None = None,
 ) -> Path:
     """Write chunks of events (each (m, N, 4)) to an LHE file (gzip if the name ends in .gz);
     ``attributes`` (JSON-serialisable) go into the header, so reading the file gives them back.
@@ -116,8 +118,11 @@ def write_events_lhe(
     XERRUP its Monte Carlo error, XMAXUP their maximum, and IDWTUP is 4 (weighted events), or 3
     when every weight is the same (unweighted); without weights, IDWTUP = 3 and unit weights. Events
     unweighted from a weighted sample carry its ``integral_error`` (attributes): that is XERRUP, as
-    equal weights have no spread to tell it."""
+    equal weights have no spread to tell it. ``masses`` (N,): the particles' masses (column M; default 0)."""
     path = Path(path)
+    masses = [0.0] * len(pdg_ids) if masses is None else [float(m) for m in masses]
+    if len(masses) != len(pdg_ids):
+        raise ValueError(f"{path}: {len(masses)} masses for {len(pdg_ids)} particles")
     xsec, xerr, xmax, idwtup = 1.0, 0.0, 1.0, 3
     if weights is not None:
         w = weights.detach().to("cpu", torch.float64)
@@ -133,7 +138,7 @@ def write_events_lhe(
         procInfo=[pylhe.LHEProcInfo(xsec, xerr, xmax, 1)],
         generators=[pylhe.LHEGenerator("lipsgen", __version__, "generative models on phase space")],
     )
-    lhe = pylhe.LHEFile(init=init, events=_lhe_events(events, list(pdg_ids), sqrt_s, weights), header=header)
+    lhe = pylhe.LHEFile(init=init, events=_lhe_events(events, list(pdg_ids), sqrt_s, weights, masses), header=header)
     fmt = pylhe.LHEXMLFormat(compress=path.name.endswith(".gz"), **_FORMAT_FIELDS)
     with atomic_output(path) as tmp:
         lhe.tofile(tmp, lheformat=fmt)

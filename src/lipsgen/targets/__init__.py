@@ -8,10 +8,11 @@ from .base import DEFAULT_CHUNK_SIZE, Target, random_permutations
 from .muon import MuonDecay
 from .qqg import QQG
 from .sarge import Sarge, antenna
+from .top import TopDecay, top_observables
 from .uniform import Uniform, uniform_phase_space
 
 TARGETS: dict[str, type[Target]] = {"uniform": Uniform, "muon": MuonDecay, "qqg": QQG, "sarge": Sarge,
-                                   "antenna": Antenna}
+                                   "antenna": Antenna, "top": TopDecay}
 
 
 def make_target(name: str, **parameters: Any) -> Target:
@@ -32,6 +33,6 @@ def target_from_attributes(attributes: dict[str, Any]) -> Target:
 
 
 __all__ = [
-    "Antenna", "DEFAULT_CHUNK_SIZE", "QQG", "TARGETS", "MuonDecay", "Sarge", "Target", "Uniform", "antenna",
-    "make_target", "random_permutations", "target_from_attributes", "uniform_phase_space",
+    "Antenna", "DEFAULT_CHUNK_SIZE", "QQG", "TARGETS", "MuonDecay", "Sarge", "Target", "TopDecay", "Uniform", "antenna",
+    "make_target", "random_permutations", "target_from_attributes", "top_observables", "uniform_phase_space",
 ]

@@ -33,9 +33,9 @@ class Uniform(Target):
     density_normalised = True
 
     def __init__(self, n_particles: int, *, sqrt_s: float = 1.0,
-                 masses: tuple[float, ...] | list[float] | None = None) -> None:
+                 masses: tuple[float, ...] | list[float] | None = ()) -> None:
         super().__init__(n_particles, sqrt_s=sqrt_s)
-        if masses is not None:
+        if masses:  # None or empty: massless
             masses = check_masses(masses, n_particles, self.sqrt_s)
             self.masses = masses if any(masses) else None
 
