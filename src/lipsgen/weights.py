@@ -10,6 +10,7 @@ error, the relative standard deviation of the weights, the effective sample size
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -20,12 +21,13 @@ from .kinematics import phase_space_volume
 __all__ = ["log_event_weights", "WeightSummary", "summarise_weights", "reduced_maximum", "unweight"]
 
 
-def log_event_weights(log_target: Tensor, log_model: Tensor, *, n_particles: int, sqrt_s: float = 1.0) -> Tensor:
+def log_event_weights(log_target: Tensor, log_model: Tensor, *, n_particles: int, sqrt_s: float = 1.0,
+                      masses: Sequence[float] | None = None) -> Tensor:
     """``log w`` (n,) float64 from the target's log-density on phase space (n,) and the model's
     ``log(g / rho_0)`` (n,) (:attr:`lipsgen.models.SampleOutput.log_density`). Where the target's
     density is zero the weight is zero, whatever the model's (which can be undefined in float64 at
-    the edge of a base's support)."""
-    log_volume = math.log(phase_space_volume(n_particles, sqrt_s))
+    the edge of a base's support). ``masses``: massive phase space, whose volume replaces V_N."""
+    log_volume = math.log(phase_space_volume(n_particles, sqrt_s, masses))
     log_target = log_target.to(torch.float64)
     log_w = log_target + log_volume - log_model.to(torch.float64)
     return torch.where(torch.isneginf(log_target), torch.full_like(log_w, -math.inf), log_w)

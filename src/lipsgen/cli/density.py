@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     events, attributes = read_events(args.events)
     if events.shape[1] != config.n_particles:
         raise ValueError(f"{args.events}: {events.shape[1]} particles, the model has {config.n_particles}")
-    check_events(events, str(args.events), sqrt_s=config.sqrt_s, mass_rtol=FILE_RTOL, cm_rtol=FILE_RTOL)
+    check_events(events, str(args.events), sqrt_s=config.sqrt_s, mass_rtol=FILE_RTOL, cm_rtol=FILE_RTOL,
+                 masses=config.masses)
     given_weights = read_weights(args.events)
     if given_weights is not None and args.weights:
         raise ValueError(f"{args.events}: the events carry weights already; --weights would replace them "
@@ -83,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         density = weighting_density(args.checkpoint, state, args.density)
         log_f = model.space.represented_log_density(checked_log_density(density, events), events)
-        weights = log_event_weights(log_f, log_r, n_particles=config.n_particles, sqrt_s=config.sqrt_s).exp()
+        weights = log_event_weights(log_f, log_r, n_particles=config.n_particles, sqrt_s=config.sqrt_s,
+                                    masses=config.masses).exp()
         record.update(weighted=True)
     write_events(args.out, events, record, weights=weights, datasets=datasets)
     finite = log_r[torch.isfinite(log_r)]

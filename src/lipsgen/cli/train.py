@@ -90,10 +90,8 @@ def _density_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
                                             "n_particles": args.n_particles, "sqrt_s": sqrt_s}
     given = {k: getattr(args, k) for k in TARGET_OPTIONS[args.target] if getattr(args, k) is not None}
     target = make_target(args.target, sqrt_s=sqrt_s, **given)
-    if target.masses:
-        raise ValueError(f"--target {args.target}: massive particles (masses {list(target.masses)}); "
-                         f"lipsgen's models train on massless phase space only so far")
-    return target, {"target": target.name, "n_particles": target.n_particles, **target.parameters()}
+    return target, {"target": target.name, "n_particles": target.n_particles, **target.parameters(),
+                    **({"masses": list(target.masses)} if target.masses else {})}
 
 
 def _data_fingerprint(sample: Any, n_events: int) -> str:
@@ -165,7 +163,7 @@ def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
 
 
 def _train_locked(args: argparse.Namespace, world: Any, device: Any) -> int:
-    from ..io.formats import load_events
+    from ..io.formats import load_events, recorded_masses
     from ..models.model import ModelConfig
     from ..targets.facts import facts_from_attributes
     from ..training import resolve_preset, train
@@ -202,7 +200,8 @@ def _train_locked(args: argparse.Namespace, world: Any, device: Any) -> int:
     model_config = ModelConfig(model=args.model, n_particles=n_particles, target=target,
                                sqrt_s=float(attributes["sqrt_s"]), backbone=backbone, lift=args.lift,
                                base=args.base, base_ycut=_base_cut(args.base, n_particles, attributes),
-                               order_by_energy=_order_by_energy(args.base, labelled))
+                               order_by_energy=_order_by_energy(args.base, labelled),
+                               masses=recorded_masses(attributes))
     model_config, train_config = resolve_preset(args.preset or "cpu", model_config)
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
                                    ("max_events", args.max_events), ("window_events", args.window_events))

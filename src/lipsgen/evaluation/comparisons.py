@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..targets.base import RangedSpectrum
 from .inputs import inside_support
 from .metrics import classifier_auc, feature_matrix, wasserstein_batches
 from .observables import Observable
@@ -82,12 +83,15 @@ def _tails(c: Comparison) -> dict[str, dict[str, float]]:
 
 def spectra_chi2(spectra: dict, observables: list[Observable],
                  weights: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-    """chi^2/ndf of each observable that has an analytic spectrum (40 bins on [0, 1])."""
+    """chi^2/ndf of each observable that has an analytic spectrum (40 bins on [0, 1], or on a
+    :class:`~lipsgen.targets.base.RangedSpectrum`'s range)."""
     result = {}
     for o in observables:
         if o.name in spectra:
             values, w = finite_values(o.values, weights)
-            value, ndf = chi2_per_ndf(values, spectra[o.name], weights=w)
+            spectrum = spectra[o.name]
+            low, high = (spectrum.low, spectrum.high) if isinstance(spectrum, RangedSpectrum) else (0.0, 1.0)
+            value, ndf = chi2_per_ndf(values, spectrum, low, high, weights=w)
             result[o.name] = {"chi2_ndf": value, "ndf": ndf}
     return result
 

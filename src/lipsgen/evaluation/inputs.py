@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..io.errors import EventFileError
-from ..io.formats import FILE_RTOL
+from ..io.formats import FILE_RTOL, recorded_masses
 from ..io.subsample import FileSubsample, read_subsample
 from ..targets import target_from_attributes
 from ..targets.facts import facts_from_attributes
@@ -44,6 +44,16 @@ class EvaluationInputs:
 def describe_truth(attributes: dict[str, Any], n_particles: int) -> tuple[str, bool, tuple[str, ...] | None]:
     facts = facts_from_attributes(attributes, n_particles)
     return facts.name, facts.labelled, facts.particle_names if facts.labelled else None
+
+
+def _target_observables(attributes: dict[str, Any], events: torch.Tensor) -> list[Observable]:
+    """A massive target's own observables (e.g. the W line shape of top decay), where it has them."""
+    try:
+        target = target_from_attributes(attributes)
+    except (ValueError, TypeError):
+        return []
+    return [Observable(name, name.replace("_", " "), values.numpy())
+            for name, values in target.observables(events.to(torch.float64)).items()]
 
 
 def density_observable(target: str, attributes: dict[str, Any], events: torch.Tensor) -> Observable | None:
@@ -79,6 +89,8 @@ def observables_of_chunk(events: torch.Tensor, target: str, labelled: bool, name
     result = event_observables(events, labelled=labelled, names=names)
     if "n_jets" in attributes:  # clustered jets (lipsgen data pythia, convert --jets)
         result += jet_observables(events)
+    if recorded_masses(attributes) is not None:
+        result += _target_observables(attributes, events)
     density = density_observable(target, attributes, events)
     return result + ([density] if density is not None else [])
 
@@ -91,11 +103,13 @@ def inside_support(observables: list[Observable]) -> np.ndarray | None:
 
 
 def read_sample(path: Path, n_particles: int, target: str, sqrt_s: float, max_events: int | None,
-                  seed: int) -> FileSubsample:
-    def massless(events: torch.Tensor, name: str, energy: float) -> None:
-        check_events(events, name, mass_rtol=FILE_RTOL)  # massless at the files' precision
+                seed: int, masses: list[float] | None = None) -> FileSubsample:
+    """A sample file, checked against the truth: its energy, its particle count and, with the truth's
+    ``masses``, its mass shells (else: massless), at the files' precision."""
+    def on_shell(events: torch.Tensor, name: str, energy: float) -> None:
+        check_events(events, name, mass_rtol=FILE_RTOL, masses=masses)
 
-    read = read_subsample(path, max_events, seed=seed, sqrt_s=sqrt_s, check=massless)
+    read = read_subsample(path, max_events, seed=seed, sqrt_s=sqrt_s, check=on_shell)
     events, attributes = read.events, read.attributes
     recorded = attributes.get("sqrt_s")
     # without the attribute, the events' own total energy (the baselines conserve it only roughly)

@@ -18,7 +18,7 @@ from ..conservation import conservation_metric, event_violations
 from ..errors import raise_if_terminated
 from ..io.atomic import atomic_output, remove_stale_temporaries, temporary_prefix
 from ..io.errors import EventFileError
-from ..io.formats import FILE_RTOL
+from ..io.formats import FILE_RTOL, file_attributes, recorded_masses
 from ..io.subsample import read_subsample
 from ..targets import target_from_attributes
 from ..validation import check_events
@@ -120,8 +120,9 @@ def _publish_report(work: Path, out: Path) -> None:
 
 def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed: int,
                    max_events: int | None) -> dict[str, Any]:
+    masses = recorded_masses(file_attributes(inputs.truth))
     t_read = read_subsample(inputs.truth, None if max_events is None else 2 * max_events, seed=seed,
-                            check=lambda events, name, energy: check_events(events, name, sqrt_s=energy,
+                            check=lambda events, name, energy: check_events(events, name, sqrt_s=energy, masses=masses,
                                                                             cm_rtol=FILE_RTOL, mass_rtol=FILE_RTOL))
     truth, t_attrs = t_read.events, t_read.attributes
     sqrt_s = float(t_attrs.get("sqrt_s", 1.0))
@@ -148,7 +149,7 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
     sample_events: dict[str, torch.Tensor] = {}
     sample_weights: dict[str, np.ndarray | None] = {}
     for path in inputs.samples:
-        read = read_sample(path, n_particles, target, sqrt_s, max_events, seed)
+        read = read_sample(path, n_particles, target, sqrt_s, max_events, seed, masses)
         events, attributes = read.events, read.attributes
         weights = None if read.weights is None else read.weights.numpy()
         name = path.name.removesuffix(".h5").removesuffix(".hdf5").removesuffix(".npz").removesuffix(".lhe")

@@ -12,14 +12,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..coordinates.massive import massive_from_massless, massless_from_massive
 from ..coordinates.rambo import to_cm_frame
 from ..validation import check_events
 from .errors import EventFileError
-from .hdf5 import read_events_h5, read_weights_h5, write_events_h5
+from .hdf5 import read_attributes_h5, read_events_h5, read_weights_h5, write_events_h5
 from .lhe import read_events_lhe, read_weights_lhe, write_events_lhe
 from .npz import read_events_npz, read_weights_npz, write_events_npz
 
 __all__ = ["event_format", "read_events", "read_weights", "write_events", "load_events", "checked_phase_space",
+           "recorded_masses", "file_attributes",
            "FILE_RTOL"]
 
 _SUFFIXES = {".h5": "hdf5", ".hdf5": "hdf5", ".npz": "npz", ".lhe": "lhe", ".lhe.gz": "lhe"}
@@ -146,18 +148,30 @@ def load_events(
     training and evaluation downstream see exact events. Exact files are returned unchanged.
     """
     events, attributes = read_events(path)
-    masses = [float(m) for m in np.ravel(attributes.get("masses", []))]
-    if any(masses):
-        raise EventFileError(f"{path}: the file holds massive particles (masses {masses}); lipsgen's models and "
-                             f"evaluation take massless events only so far")
     if sqrt_s is not None:
         energy = sqrt_s
     elif "sqrt_s" in attributes:
         energy = float(attributes["sqrt_s"])
     else:
         energy = _common_total_energy(events, FILE_RTOL if cm_rtol is None else cm_rtol)
-    events = checked_phase_space(events, energy, str(path), to_cm=to_cm, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
+    events = checked_phase_space(events, energy, str(path), to_cm=to_cm, mass_rtol=mass_rtol, cm_rtol=cm_rtol,
+                                 masses=recorded_masses(attributes))
     return events, {**attributes, "sqrt_s": energy}
+
+
+def recorded_masses(attributes: dict[str, Any]) -> list[float] | None:
+    """The particle masses an event file records (attribute ``masses``), or None for massless events."""
+    masses = [float(m) for m in np.ravel(attributes.get("masses", []))]
+    return masses if any(masses) else None
+
+
+def file_attributes(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """An event file's attributes (HDF5: without reading its events)."""
+    if event_format(path) == "hdf5":
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path}: no such event file")
+        return read_attributes_h5(path)
+    return read_events(path)[1]
 
 
 def _common_total_energy(events: Tensor, rtol: float) -> float:
@@ -171,15 +185,37 @@ def _common_total_energy(events: Tensor, rtol: float) -> float:
 
 
 def checked_phase_space(events: Tensor, sqrt_s: float, where: str, *, to_cm: bool = False,
-                        mass_rtol: float | None = None, cm_rtol: float | None = None, name: str = "events") -> Tensor:
+                        mass_rtol: float | None = None, cm_rtol: float | None = None, name: str = "events",
+                        masses: list[float] | None = None) -> Tensor:
     """Events (n, N, 4) read from a file, checked and made exact as ``load_events`` describes;
-    errors are :class:`EventFileError` prefixed with ``where`` (the file), the events called ``name``."""
+    errors are :class:`EventFileError` prefixed with ``where`` (the file), the events called ``name``.
+    With ``masses`` (N,) the events are checked on those mass shells, and made exact through their
+    massless images (``lipsgen.coordinates.massive``)."""
     mass_rtol = FILE_RTOL if mass_rtol is None else mass_rtol
     cm_rtol = FILE_RTOL if cm_rtol is None else cm_rtol
+    if masses is not None:
+        return _checked_massive(events, sqrt_s, where, masses, to_cm, mass_rtol, cm_rtol, name)
     try:
         if to_cm:
             return to_cm_frame(events, sqrt_s=sqrt_s, mass_rtol=mass_rtol)
         check_events(events, name, sqrt_s=sqrt_s, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
         return events if _exact(events, sqrt_s) else to_cm_frame(events, sqrt_s=sqrt_s, mass_rtol=mass_rtol)
+    except ValueError as err:
+        raise EventFileError(f"{where}: {err}") from None
+
+
+def _checked_massive(events: Tensor, sqrt_s: float, where: str, masses: list[float], to_cm: bool,
+                     mass_rtol: float, cm_rtol: float, name: str) -> Tensor:
+    try:
+        if to_cm:
+            raise ValueError("--to-cm boosts massless events only; massive events must be in their CM frame")
+        check_events(events, name, masses=masses, sqrt_s=sqrt_s, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
+        try:
+            check_events(events, masses=masses, sqrt_s=sqrt_s)
+            return events
+        except ValueError:  # within the file tolerance, not exact: project through the massless images
+            massless, _ = massless_from_massive(events.to(torch.float64), sqrt_s)
+            exact = to_cm_frame(massless, sqrt_s=sqrt_s, mass_rtol=mass_rtol)
+            return massive_from_massless(exact, masses, sqrt_s).events.to(events.dtype)
     except ValueError as err:
         raise EventFileError(f"{where}: {err}") from None

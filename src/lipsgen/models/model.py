@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..catalogue import MODEL_KINDS, Backbone, Coupling, Divergence, Drift, Lift, LossWeight, ReverseVariance, TimeLaw
+from ..coordinates.massive import check_masses
 from ..coordinates.qspace import sample_prior
 from ..coordinates.rambo import rambo_map
 from ..random import make_generator
@@ -52,6 +53,9 @@ class ModelConfig:
     # the cut folded into it (min y_ij > base_ycut; 0: none)
     base: str = "uniform"
     base_ycut: float = 0.0
+    # massive particles (N,) in the unit of sqrt_s: the space's events are mapped onto these mass shells
+    # (models.spaces.MassiveSpace); None: massless
+    masses: list[float] | None = None
     # unlabelled particles: learn the events in decreasing energy (a base's chain positions are not
     # exchangeable as RAMBO's are; models.spaces.ChartSpace)
     order_by_energy: bool = False
@@ -106,6 +110,10 @@ class ModelConfig:
                              f"base's chart replaces z-space")
         if not isinstance(self.n_particles, int) or self.n_particles < 2:
             raise ValueError(f"n_particles must be an integer >= 2, got {self.n_particles!r}")
+        if self.masses is not None:
+            self.masses = list(check_masses(self.masses, self.n_particles, self.sqrt_s)) or None
+            if self.masses is not None and not any(self.masses):
+                self.masses = None
         # The paper's early-step emphasis pairs with the exact lift, sigma_k^2 with the fixed one
         # (docs/design.md, "Langevin training"); resolved here so checkpoints record the choice.
         if self.time_law is None:
@@ -180,7 +188,8 @@ class GenerativeModel(nn.Module):
 
             base = make_base(config.base, config.n_particles, config.sqrt_s, ycut=config.base_ycut)
         self.space: Space = make_space(space_name, config.n_particles, config.sqrt_s, config.lift, base,
-                                       order_by_energy=config.order_by_energy)
+                                       order_by_energy=config.order_by_energy,
+                                       masses=None if config.masses is None else tuple(config.masses))
         self.net: nn.Module
         if process_name == "nf":
             self.net = SplineFlow(config.n_particles, transforms=config.flow_transforms, width=config.width,

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..catalogue import Lift
+from ..coordinates.massive import log_massive_weight, massive_from_massless, massless_from_massive
 from ..coordinates.qspace import prior_log_prob, sample_prior
 from ..coordinates.rambo import inverse_rambo_map, lift_to_qspace, rambo_map
 from ..coordinates.zspace import q_to_z, standard_normal_log_prob, z_to_q
@@ -24,7 +25,7 @@ from ..kinematics import phase_space_volume, sorted_by_energy, three_to_four
 if TYPE_CHECKING:
     from ..bases import PhaseSpaceMap
 
-__all__ = ["Space", "QSpace", "ZSpace", "PSpace", "ChartSpace", "make_space"]
+__all__ = ["Space", "QSpace", "ZSpace", "PSpace", "ChartSpace", "MassiveSpace", "make_space"]
 
 
 @dataclass
@@ -238,15 +239,86 @@ class ChartSpace(Space):
             self._map().load_parameters(state["base"])
 
 
+class MassiveSpace(Space):
+    """Massive particles (docs/design.md, "Massive phase space"): any exact space of massless events,
+    its decoded events put on their mass shells by the massive RAMBO map, a bijection between
+    massless and massive CM phase space with the weight ``W = dPhi_m / dPhi_0``. Data enter through
+    the map's inverse (no solve), so the inner space learns the massless images, whose density is
+    ``f(p) W``; every decoded state is on its mass shells and conserves momentum to rounding.
+
+    The reference (uniform massive phase space, lifted) is, in the inner coordinates, the inner
+    reference times ``W V_0 / V_m``, so densities relative to it (``SampleOutput.log_density``)
+    are ``log(V_m g_p)`` with ``g_p = g_k / W`` the model's density on massive phase space."""
+
+    def __init__(self, inner: Space, masses: tuple[float, ...]) -> None:
+        super().__init__(inner.n_particles, inner.sqrt_s, inner.lift)
+        self.inner, self.masses = inner, tuple(masses)
+        self.exact = inner.exact
+        self._log_volume_ratio = math.log(phase_space_volume(self.n_particles, self.sqrt_s)
+                                          / phase_space_volume(self.n_particles, self.sqrt_s, self.masses))
+
+    def _massless(self, events: Tensor) -> tuple[Tensor, Tensor]:
+        """Massless images (n, N, 4) of massive events and ``log W`` (n,) at them."""
+        events = events.to(torch.float64)
+        massless, xi = massless_from_massive(events, self.sqrt_s)
+        return massless, log_massive_weight(events, xi, self.sqrt_s)
+
+    def encode(self, events: Tensor, generator: torch.Generator) -> Tensor:
+        return self.inner.encode(self._massless(events)[0], generator)
+
+    def decode(self, x: Tensor) -> Tensor:
+        return massive_from_massless(self.inner.decode(x), self.masses, self.sqrt_s).events
+
+    def prior(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        return self.inner.prior(n, generator, device)
+
+    def event_momenta(self, x: Tensor) -> Tensor:
+        return self.inner.event_momenta(x)
+
+    def prior_log_prob(self, x: Tensor) -> Tensor:
+        return self.inner.prior_log_prob(x)
+
+    def reference_log_prob(self, x: Tensor) -> Tensor:
+        log_weight = massive_from_massless(self.inner.decode(x.detach()), self.masses, self.sqrt_s).log_weight
+        return self.inner.reference_log_prob(x) + log_weight + self._log_volume_ratio
+
+    def represented_log_density(self, log_density: Tensor, events: Tensor) -> Tensor:
+        return self.inner.represented_log_density(log_density, self._massless(events)[0])
+
+    def align_fibre(self, x0: Tensor, x1: Tensor) -> Tensor:
+        return self.inner.align_fibre(x0, x1)
+
+    def fit(self, events: Tensor, weights: Tensor | None = None) -> None:
+        fit = getattr(self.inner, "fit", None)
+        if callable(fit):
+            fit(self._massless(events)[0], *(() if weights is None else (weights,)))
+
+    def state(self) -> dict:
+        return self.inner.state()
+
+    def load_state(self, state: dict) -> None:
+        self.inner.load_state(state)
+
+
 _SPACES = {"q": QSpace, "z": ZSpace, "p": PSpace}
 
 
 def make_space(name: str, n_particles: int, sqrt_s: float, lift: Lift, base: PhaseSpaceMap | None = None,
-               order_by_energy: bool = False) -> Space:
+               order_by_energy: bool = False, masses: tuple[float, ...] | None = None) -> Space:
     """The space ``name`` (q, z or p); a z-space model with a ``base`` map lives in its chart (with
-    unlabelled particles put in decreasing energy if ``order_by_energy``)."""
+    unlabelled particles put in decreasing energy if ``order_by_energy``); with ``masses`` (N,),
+    its events are mapped onto those mass shells (:class:`MassiveSpace`)."""
+    space: Space
     if base is not None:
         if name != "z":
             raise ValueError("a base's chart replaces z-space: use a z-space model (fm-z, zdiff, nf)")
-        return ChartSpace(n_particles=n_particles, sqrt_s=sqrt_s, lift=lift, base=base, order_by_energy=order_by_energy)
-    return _SPACES[name](n_particles=n_particles, sqrt_s=sqrt_s, lift=lift)
+        space = ChartSpace(n_particles=n_particles, sqrt_s=sqrt_s, lift=lift, base=base,
+                           order_by_energy=order_by_energy)
+    else:
+        space = _SPACES[name](n_particles=n_particles, sqrt_s=sqrt_s, lift=lift)
+    if masses:
+        if not space.exact:
+            raise ValueError("massive particles need an exact model: p-space models work on momenta directly and "
+                             "have no mass shells to keep")
+        space = MassiveSpace(space, masses)
+    return space

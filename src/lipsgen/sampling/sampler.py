@@ -112,6 +112,8 @@ def sample_to_file(
         "steps": steps, "solver": solver, "seed": seed, "exact": model.space.exact,
         "base": config.base, "lipsgen_version": __version__, **(attributes or {}),
     }
+    if config.masses:
+        meta["masses"] = list(config.masses)
     if config.base != "uniform":
         meta["base_parameters"] = json.dumps(model.space.state()["base"])
     if density is not None:
@@ -140,7 +142,8 @@ def sample_to_file(
         if density is not None and result.log_density is not None:
             log_target = model.space.represented_log_density(checked_log_density(density, result.events),
                                                              result.events)
-            log_w = log_event_weights(log_target, result.log_density, n_particles=n_particles, sqrt_s=config.sqrt_s)
+            log_w = log_event_weights(log_target, result.log_density, n_particles=n_particles, sqrt_s=config.sqrt_s,
+                                      masses=config.masses)
             arrays.update(weights=log_w.exp(), log_model_density=result.log_density, log_target_density=log_target)
         return {k: None if v is None else v.detach().cpu() for k, v in arrays.items()}
 

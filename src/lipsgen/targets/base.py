@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,20 @@ from ..catalogue import DEFAULT_CHUNK_SIZE
 from ..random import make_generator
 from ..validation import check_events
 
-__all__ = ["Target", "DEFAULT_CHUNK_SIZE", "fill_by_rejection", "random_permutations"]
+__all__ = ["Target", "DEFAULT_CHUNK_SIZE", "RangedSpectrum", "fill_by_rejection", "random_permutations"]
+
+
+@dataclass(frozen=True)
+class RangedSpectrum:
+    """An analytic CDF with the range [low, high] its chi^2 is taken over, for observables not on
+    [0, 1] (the range of the energy fractions, which plain CDFs use)."""
+
+    cdf: Callable[[np.ndarray], np.ndarray]
+    low: float
+    high: float
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.cdf(x)
 
 
 
@@ -116,6 +130,11 @@ class Target(ABC):
     def spectra(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
         """Analytic CDFs of one-dimensional observables (named as in
         :func:`lipsgen.evaluation.event_observables`), where the target has them in closed form."""
+        return {}
+
+    def observables(self, events: Tensor) -> dict[str, Tensor]:
+        """Target-specific observables (n,) of events (n, N, 4) by name, beside the standard ones
+        (e.g. a resonance's line shape); the keys of :meth:`spectra` may name them."""
         return {}
 
     def in_support(self, events: Tensor) -> Tensor:

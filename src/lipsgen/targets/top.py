@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..coordinates.massive import check_masses
 from ..kinematics import boost, mass_squared, minkowski_dot
-from .base import Target, fill_by_rejection
+from .base import RangedSpectrum, Target, fill_by_rejection
 from .three_body import random_rotations
 
 __all__ = ["TopDecay", "top_observables"]
@@ -121,8 +121,8 @@ class TopDecay(Target):
         return {"F_0": f0, "F_L": (sum_lr - diff) / 2, "F_R": (sum_lr + diff) / 2}
 
     def spectra(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-        """CDFs of ``m_enu`` (the W line shape, by quadrature on a fine grid) and ``cos_theta_star``
-        (a cubic), the observables of :func:`top_observables`."""
+        """CDFs of ``m_enu`` (the W line shape, by quadrature on a fine grid; chi^2 over M_W +- 3
+        Gamma_W) and ``cos_theta_star`` (a cubic), the observables of :func:`top_observables`."""
         c0, c1, c2 = self._cos_polynomial
 
         def antiderivative(t: np.ndarray) -> np.ndarray:
@@ -145,7 +145,11 @@ class TopDecay(Target):
         def mass_cdf(m: np.ndarray) -> np.ndarray:
             return np.interp(m, masses, cumulative, left=0.0, right=1.0)
 
-        return {"m_enu": mass_cdf, "cos_theta_star": cos_cdf}
+        peak = (self.w_mass - 3 * self.w_width, self.w_mass + 3 * self.w_width)
+        return {"m_enu": RangedSpectrum(mass_cdf, *peak), "cos_theta_star": RangedSpectrum(cos_cdf, -1.0, 1.0)}
+
+    def observables(self, events: Tensor) -> dict[str, Tensor]:
+        return top_observables(events)
 
     def matrix_element(self, events: Tensor) -> Tensor:
         """``|M|^2`` (n,) up to the normalisation: ``(p_t·p_e)(p_b·p_nu) / ((q^2 - M^2)^2 + M^2 Gamma^2)``."""

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..io.errors import EventFileError
-from ..io.formats import checked_phase_space, event_format
+from ..io.formats import checked_phase_space, event_format, recorded_masses
 from ..io.hdf5 import read_attributes_h5
 
 __all__ = ["EventSource", "InMemoryEvents", "StreamedEvents", "BLOCK_EVENTS", "FIT_EVENTS"]
@@ -105,7 +105,8 @@ class StreamedEvents(EventSource):
             raise EventFileError(f"{self.path}: events {start}..{stop - 1} cannot be read, file corrupt? ({err})") \
                 from None
         events = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float64))
-        return checked_phase_space(events, self.sqrt_s, str(self.path), name=f"events {start}..{stop - 1}")
+        return checked_phase_space(events, self.sqrt_s, str(self.path), name=f"events {start}..{stop - 1}",
+                                   masses=recorded_masses(self.attributes))
 
     def read(self, blocks: Sequence[int]) -> Tensor:
         return torch.cat([self._rows(b * BLOCK_EVENTS, b * BLOCK_EVENTS + self.block_sizes[b])
