@@ -133,6 +133,7 @@ def test_data_cli_writes_massive_events_with_their_masses(tmp_path):
     (["data", "top", "--b-mass", "-1"], "expected a finite number >= 0"),
     (["data", "top", "--w-mass", "170"], "no room for an on-shell W"),
     (["data", "muon", "--electron-mass", "1.5"], "no phase space"),
+    (["data", "pythia", "--jets", "3", "--massive"], "varying-mass phase space"),
 ])
 def test_bad_massive_options_are_refused(tmp_path, args, message):
     out = tmp_path / "x.h5"

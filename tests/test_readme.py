@@ -35,3 +35,4 @@ def test_readme_use_blocks_run_top_to_bottom(tmp_path, monkeypatch):
         assert result.returncode == 0, f"{line}\n{result.stderr}"
     assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "cut.h5").exists()
     assert (tmp_path / "report_z3" / "hist_log10_y23.png").exists()
+    assert (tmp_path / "report_top" / "hist_m_enu.png").exists()
