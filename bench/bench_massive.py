@@ -2,6 +2,10 @@
 numpy massive RAMBO written here as the reference (massless RAMBO, then Newton for the scale xi,
 the Kleiss-Stirling-Ellis weight, the same rejection), in one process on the same machine.
 
+With madspace installed (``pip install madspace==0.2.1``; not a lipsgen dependency) it also checks
+lipsgen's massive volumes against madspace's massive RAMBO mapping: the mean of its weight dPhi/du over
+uniform u, times (2 pi)^(3N-4) (madspace's convention), estimates V_m.
+
 Usage: python bench/bench_massive.py [--events N] [--repeats R]
 """
 
@@ -78,6 +82,24 @@ def main() -> None:
     cases = {3: [4.8, 0.0, 0.0], 4: [4.8, 4.8, 0.0, 0.0], 10: [4.8] * 4 + [0.0] * 6}
     for n_particles, masses in cases.items():
         run_case(args.events, n_particles, masses, args.repeats)
+    check_volumes_against_madspace()
+
+
+def check_volumes_against_madspace(n: int = 400_000) -> None:
+    try:
+        import madspace
+    except ImportError:
+        print("\n(madspace not installed: volume cross-check skipped)")
+        return
+    print("\n| masses | sqrt_s | madspace V_m / lipsgen V_m | MC error |")
+    print("|---|---:|---:|---:|")
+    for masses, sqrt_s in (([4.8, 0.0, 0.0], 172.5), ([20.0, 10.0, 5.0], 91.19), ([0.2, 0.1, 0.05, 0.0, 0.15], 1.0)):
+        mapping = madspace.PhaseSpaceMapping([0.0, 0.0, *masses], sqrt_s, leptonic=True)  # beams first
+        u = np.random.default_rng(0).random((n, mapping.random_dim()))
+        weight = np.asarray(mapping.map_forward([u])[3]) * (2 * np.pi) ** (3 * len(masses) - 4)
+        ratio = weight.mean() / lipsgen.phase_space_volume(len(masses), sqrt_s, masses)
+        error = weight.std() / np.sqrt(n) / lipsgen.phase_space_volume(len(masses), sqrt_s, masses)
+        print(f"| {','.join(f'{m:g}' for m in masses)} | {sqrt_s:g} | {ratio:.5f} | {error:.5f} |")
 
 
 def run_case(n: int, n_particles: int, masses: list[float], repeats: int, sqrt_s: float = 91.19) -> None:

@@ -116,6 +116,8 @@ BASE_HELP = {
               "singular targets (jets)",
     "colour": "a mixture of chain bases along the colour loop 0-1-...-(N-1)-0 (its rotations and reflections, "
               "2N channels): suits particles labelled in colour order (colour-ordered antennas)",
+    "resonance": "three particles, the pair (2, 3) on a Breit-Wigner whose mass and width are fitted to the data "
+                 "(a propagator mapping): suits a resonance decaying to the last two particles (top decay's W)",
 }
 
 # Pythia jet data (lipsgen data pythia): the Z pole in GeV (Pythia's default Z mass) and the events

@@ -14,17 +14,20 @@ from ..catalogue import BASE_HELP
 from .chain import ChainMap
 from .mixture import ChannelMixture, chain_mixture, chain_orderings, colour_orderings
 from .protocol import PhaseSpaceMap
+from .resonance import ResonanceMap
 
-__all__ = ["PhaseSpaceMap", "ChainMap", "ChannelMixture", "chain_mixture", "chain_orderings", "colour_orderings",
-           "make_base", "BASE_HELP"]
+__all__ = ["PhaseSpaceMap", "ChainMap", "ResonanceMap", "ChannelMixture", "chain_mixture", "chain_orderings",
+           "colour_orderings", "make_base", "BASE_HELP"]
 
 def make_base(name: str, n_particles: int, sqrt_s: float, *, ycut: float = 0.0) -> PhaseSpaceMap:
-    """The base ``name`` (``chain``, ``chains``, ``colour``, or ``module:function`` for a user's base, called as
-    ``function(n_particles=..., sqrt_s=..., ycut=...)``) for N particles at ``sqrt_s``."""
+    """The base ``name`` (``chain``, ``chains``, ``colour``, ``resonance``, or ``module:function`` for a user's
+    base, called as ``function(n_particles=..., sqrt_s=..., ycut=...)``) for N particles at ``sqrt_s``."""
     if name == "chain":
         return ChainMap(n_particles, sqrt_s, ycut=ycut, fit_direction=True)
     if name in ("chains", "colour"):
         return chain_mixture(n_particles, sqrt_s, ycut=ycut, colour=name == "colour")
+    if name == "resonance":
+        return ResonanceMap(n_particles, sqrt_s, ycut=ycut)
     if ":" not in name:
         raise ValueError(f"unknown base {name!r}; choose from {', '.join(BASE_HELP)} or give MODULE:FUNCTION")
     module_name, _, function_name = name.partition(":")

@@ -117,7 +117,7 @@ def _base_cut(base: str, n_particles: int, attributes: dict[str, Any]) -> float:
     bases fold it exactly for 3 particles and as a region that contains the cut region for more
     (docs/design.md, "Bases"), and say so."""
     ycut = float(attributes.get("ycut") or 0.0)
-    if base == "uniform" or ycut == 0.0:
+    if base in ("uniform", "resonance") or ycut == 0.0:  # these fold no cut
         return 0.0
     if base in ("chain", "chains", "colour") and n_particles != 3:
         print(f"note: the chain base folds ycut = {ycut:g} into the chain's invariants; with {n_particles} "

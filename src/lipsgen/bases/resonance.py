@@ -1,0 +1,131 @@
+"""The resonance base: three-body phase space with the last pair's invariant mass on a Breit-Wigner.
+
+A propagator mapping (as event generators sample an s-channel resonance): u (n, 5) in (0, 1)^5 ->
+the pair invariant ``s_23`` from a Breit-Wigner truncated to [0, s] (``s_23 = M^2 + M Gamma tan rho``,
+rho uniform), particle 1 isotropic in the CM frame against the pair, particle 2 isotropic in the pair's
+rest frame (reached by the pure boost, axes kept), particle 3 its partner. Massless particles;
+``dPhi_3 = ds_23 (p* / 4 sqrt_s) dOmega_1 (1/8) dOmega_2`` (p* = (s - s_23) / (2 sqrt_s)), so the
+density on phase space is ``g = h(s_23) 2 sqrt_s / (pi^2 p*)`` with h the Breit-Wigner's density.
+Its parameters M and Gamma are fitted to data by maximum likelihood. With massive particles
+(``lipsgen.models.spaces.MassiveSpace``) it acts on the events' massless images, whose pair mass
+sits at the massive pair's divided by the map's scale (close to 1 for light particles).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..kinematics import boost, mass_squared
+
+__all__ = ["ResonanceMap"]
+
+
+def _direction(cos_theta: Tensor, phi: Tensor) -> Tensor:
+    sin_theta = torch.sqrt((1 - cos_theta.square()).clamp(min=0.0))
+    return torch.stack([sin_theta * torch.cos(phi), sin_theta * torch.sin(phi), cos_theta], dim=-1)
+
+
+def _angles(direction: Tensor) -> tuple[Tensor, Tensor]:
+    """(cos theta, phi in [0, 2 pi)) of unit-ish vectors (n, 3)."""
+    norm = torch.linalg.vector_norm(direction, dim=-1)
+    phi = torch.atan2(direction[:, 1], direction[:, 0]) % (2 * math.pi)
+    return (direction[:, 2] / norm).clamp(-1.0, 1.0), phi
+
+
+class ResonanceMap:
+    """A Breit-Wigner in the invariant mass of particles 2 and 3 of three massless particles at
+    ``sqrt_s`` (:class:`lipsgen.bases.PhaseSpaceMap`; dim 5). ``mass`` and ``width`` in the unit of
+    sqrt_s (defaults: a broad peak at half the energy, replaced by :meth:`fit`)."""
+
+    def __init__(self, n_particles: int, sqrt_s: float, *, ycut: float = 0.0, mass: float | None = None,
+                 width: float | None = None) -> None:
+        if n_particles != 3:
+            raise ValueError(f"base resonance: three particles (a resonance decaying to particles 2 and 3), "
+                             f"got {n_particles}")
+        if ycut:
+            raise ValueError("base resonance has no cut to fold in (base_ycut must be 0)")
+        self.n_particles, self.sqrt_s = n_particles, float(sqrt_s)
+        self.load_parameters({"mass": 0.5 * sqrt_s if mass is None else mass,
+                              "width": 0.25 * sqrt_s if width is None else width})
+
+    @property
+    def dim(self) -> int:
+        return 5
+
+    def parameters(self) -> dict[str, Any]:
+        return {"mass": self.mass, "width": self.width}
+
+    def load_parameters(self, values: dict[str, Any]) -> None:
+        mass, width = float(values["mass"]), float(values["width"])
+        if not (0 < mass < float("inf") and 0 < width < float("inf")):
+            raise ValueError(f"base resonance: mass and width must be finite and > 0, got {mass}, {width}")
+        self.mass, self.width = mass, width
+        scale = mass * width
+        s = self.sqrt_s**2
+        self._rho = (math.atan(-mass**2 / scale), math.atan((s - mass**2) / scale))
+
+    def _log_h(self, s23: Tensor) -> Tensor:
+        """Log-density (n,) of the truncated Breit-Wigner at s_23."""
+        scale = self.mass * self.width
+        low, high = self._rho
+        return math.log(scale / (high - low)) - torch.log((s23 - self.mass**2).square() + scale**2)
+
+    def _log_g(self, s23: Tensor) -> Tensor:
+        p_star = (self.sqrt_s**2 - s23) / (2 * self.sqrt_s)
+        return self._log_h(s23) + math.log(2 * self.sqrt_s / math.pi**2) - torch.log(p_star)
+
+    def forward(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        u = u.to(torch.float64)
+        low, high = self._rho
+        s = self.sqrt_s**2
+        s23 = (self.mass**2 + self.mass * self.width * torch.tan(low + (high - low) * u[:, 0])).clamp(0.0, s)
+        p_star = (s - s23) / (2 * self.sqrt_s)
+        axis = _direction(2 * u[:, 1] - 1, 2 * math.pi * u[:, 2])
+        first = torch.cat([p_star[:, None], p_star[:, None] * axis], dim=-1)
+        half = (s23.sqrt() / 2)[:, None]
+        decay = _direction(2 * u[:, 3] - 1, 2 * math.pi * u[:, 4])
+        pair = torch.stack([torch.cat([half, half * decay], -1), torch.cat([half, -half * decay], -1)], dim=1)
+        q = torch.where(s23 > 0, s23.sqrt(), torch.ones_like(s23))
+        pair = boost(pair, (-p_star / q)[:, None] * axis)  # the pair moves against particle 1
+        pair = torch.cat([torch.linalg.vector_norm(pair[..., 1:], dim=-1, keepdim=True), pair[..., 1:]], dim=-1)
+        return torch.cat([first[:, None], pair], dim=1), self._log_g(s23)
+
+    def inverse(self, events: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        events = events.to(torch.float64)
+        pair_total = events[:, 1] + events[:, 2]
+        s23 = mass_squared(pair_total).clamp(min=0.0)
+        low, high = self._rho
+        u0 = (torch.atan((s23 - self.mass**2) / (self.mass * self.width)) - low) / (high - low)
+        cos1, phi1 = _angles(events[:, 0, 1:])
+        rest = boost(events[:, 1:2], -pair_total[:, 1:] / s23.sqrt().clamp(min=1e-300)[:, None])[:, 0]
+        cos2, phi2 = _angles(rest[:, 1:])
+        u = torch.stack([u0, (cos1 + 1) / 2, phi1 / (2 * math.pi), (cos2 + 1) / 2, phi2 / (2 * math.pi)], dim=1)
+        return u, self._log_g(s23)
+
+    def fit(self, events: Tensor, weights: Tensor | None = None) -> None:
+        """Maximum likelihood of (M, Gamma) on the events' s_23 (weighted if ``weights``)."""
+        from scipy.optimize import minimize
+
+        s23 = mass_squared(events[:, 1] + events[:, 2]).to(torch.float64).clamp(min=0.0).cpu().numpy()
+        w = np.ones(len(s23)) if weights is None else weights.to(torch.float64).cpu().numpy()
+        w = w / w.sum()
+        s = self.sqrt_s**2
+        order = np.argsort(s23)
+        cumulative = np.cumsum(w[order])
+        quartiles = np.interp([0.25, 0.5, 0.75], cumulative, s23[order])
+
+        def negative_log_likelihood(theta: np.ndarray) -> float:
+            m2, scale = theta[0], math.exp(theta[1])
+            norm = math.atan((s - m2) / scale) - math.atan(-m2 / scale)
+            return float(-(w * (math.log(scale / norm) - np.log((s23 - m2) ** 2 + scale**2))).sum())
+
+        start = np.array([quartiles[1], math.log(max((quartiles[2] - quartiles[0]) / 2, 1e-6 * s))])
+        result = minimize(negative_log_likelihood, start, method="Nelder-Mead",
+                          options={"xatol": 1e-10 * s, "fatol": 1e-12, "maxiter": 2000})
+        m2 = float(np.clip(result.x[0], 1e-6 * s, (1 - 1e-6) * s))
+        self.load_parameters({"mass": math.sqrt(m2), "width": math.exp(result.x[1]) / math.sqrt(m2)})
