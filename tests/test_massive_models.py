@@ -121,6 +121,11 @@ def test_resonance_base_is_exact_normalised_and_invertible(sqrt_s):
     u_back, log_g_back = base.inverse(events)
     torch.testing.assert_close(u_back, u, rtol=0, atol=1e-9)
     torch.testing.assert_close(log_g_back, log_g, rtol=0, atol=1e-8)
+    # the decay's polar angle is the helicity angle: top decay's cos theta* is the chart coordinate 2 u_3 - 1
+    from lipsgen.targets import top_observables
+
+    cos_star = top_observables(events)["cos_theta_star"]
+    torch.testing.assert_close(cos_star, 2 * u[:, 3] - 1, rtol=0, atol=1e-10)
     # E_uniform[g] V_3 = 1: the density is normalised on phase space (a broad peak: a precise estimate)
     uniform = uniform_phase_space(400_000, 3, sqrt_s=sqrt_s, seed=2)
     broad = ResonanceMap(3, sqrt_s, mass=0.466 * sqrt_s, width=0.3 * sqrt_s)

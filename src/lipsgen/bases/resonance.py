@@ -3,7 +3,9 @@
 A propagator mapping (as event generators sample an s-channel resonance): u (n, 5) in (0, 1)^5 ->
 the pair invariant ``s_23`` from a Breit-Wigner truncated to [0, s] (``s_23 = M^2 + M Gamma tan rho``,
 rho uniform), particle 1 isotropic in the CM frame against the pair, particle 2 isotropic in the pair's
-rest frame (reached by the pure boost, axes kept), particle 3 its partner. Massless particles;
+rest frame (reached by the pure boost), its polar angle measured from the pair's direction of flight
+(the helicity angle, e.g. top decay's cos theta*: a decay's spin correlation is then one chart
+coordinate), particle 3 its partner. Massless particles;
 ``dPhi_3 = ds_23 (p* / 4 sqrt_s) dOmega_1 (1/8) dOmega_2`` (p* = (s - s_23) / (2 sqrt_s)), so the
 density on phase space is ``g = h(s_23) 2 sqrt_s / (pi^2 p*)`` with h the Breit-Wigner's density.
 Its parameters M and Gamma are fitted to data by maximum likelihood. With massive particles
@@ -28,6 +30,21 @@ __all__ = ["ResonanceMap"]
 def _direction(cos_theta: Tensor, phi: Tensor) -> Tensor:
     sin_theta = torch.sqrt((1 - cos_theta.square()).clamp(min=0.0))
     return torch.stack([sin_theta * torch.cos(phi), sin_theta * torch.sin(phi), cos_theta], dim=-1)
+
+
+def _to_frame(flight: Tensor, local: Tensor, inverse: bool = False) -> Tensor:
+    """Rotate vectors (n, 3) from the frame whose z axis is the unit vector ``flight`` (n, 3) (the
+    rotation Rz(phi) Ry(theta) of its polar angles) to the fixed axes, or back with ``inverse``."""
+    cos_t = flight[:, 2].clamp(-1.0, 1.0)
+    sin_t = torch.sqrt((1 - cos_t.square()).clamp(min=0.0))
+    phi = torch.atan2(flight[:, 1], flight[:, 0])
+    cos_p, sin_p = torch.cos(phi), torch.sin(phi)
+    x, y, z = local.unbind(-1)
+    if not inverse:
+        x, z = cos_t * x + sin_t * z, -sin_t * x + cos_t * z
+        return torch.stack([cos_p * x - sin_p * y, sin_p * x + cos_p * y, z], dim=-1)
+    x, y = cos_p * x + sin_p * y, -sin_p * x + cos_p * y
+    return torch.stack([cos_t * x - sin_t * z, y, sin_t * x + cos_t * z], dim=-1)
 
 
 def _angles(direction: Tensor) -> tuple[Tensor, Tensor]:
@@ -88,7 +105,7 @@ class ResonanceMap:
         axis = _direction(2 * u[:, 1] - 1, 2 * math.pi * u[:, 2])
         first = torch.cat([p_star[:, None], p_star[:, None] * axis], dim=-1)
         half = (s23.sqrt() / 2)[:, None]
-        decay = _direction(2 * u[:, 3] - 1, 2 * math.pi * u[:, 4])
+        decay = _to_frame(-axis, _direction(2 * u[:, 3] - 1, 2 * math.pi * u[:, 4]))
         pair = torch.stack([torch.cat([half, half * decay], -1), torch.cat([half, -half * decay], -1)], dim=1)
         q = torch.where(s23 > 0, s23.sqrt(), torch.ones_like(s23))
         pair = boost(pair, (-p_star / q)[:, None] * axis)  # the pair moves against particle 1
@@ -103,7 +120,8 @@ class ResonanceMap:
         u0 = (torch.atan((s23 - self.mass**2) / (self.mass * self.width)) - low) / (high - low)
         cos1, phi1 = _angles(events[:, 0, 1:])
         rest = boost(events[:, 1:2], -pair_total[:, 1:] / s23.sqrt().clamp(min=1e-300)[:, None])[:, 0]
-        cos2, phi2 = _angles(rest[:, 1:])
+        flight = pair_total[:, 1:] / torch.linalg.vector_norm(pair_total[:, 1:], dim=-1, keepdim=True)
+        cos2, phi2 = _angles(_to_frame(flight, rest[:, 1:], inverse=True))
         u = torch.stack([u0, (cos1 + 1) / 2, phi1 / (2 * math.pi), (cos2 + 1) / 2, phi2 / (2 * math.pi)], dim=1)
         return u, self._log_g(s23)
 
