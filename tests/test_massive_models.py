@@ -102,6 +102,9 @@ def test_train_sample_and_evaluate_massive_events_from_the_cli(tmp_path):
     metrics = json.loads((report / "metrics.json").read_text())
     assert set(metrics["truth_spectra"]) == {"m_enu", "cos_theta_star"}
     assert math.isfinite(metrics["truth_spectra"]["m_enu"]["chi2_ndf"])
+    result_of_sample = metrics["samples"]["s"]
+    assert {"m_12", "m_13", "m_23", "m_enu"} <= set(result_of_sample["wasserstein"])
+    assert len(result_of_sample["mass_shell"]) == 3 and max(result_of_sample["mass_shell"]) < 1e-13
     # a massless sample is refused against a massive truth, naming the mass shell
     massless = tmp_path / "massless.h5"
     write_events(massless, uniform_phase_space(100, 3, sqrt_s=172.5, seed=1), {"sqrt_s": 172.5})

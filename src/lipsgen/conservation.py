@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ConservationMetric", "absolute_violations", "conservation_metric", "event_violations"]
+__all__ = ["ConservationMetric", "absolute_violations", "conservation_metric", "event_violations",
+           "mass_shell_violations"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,12 @@ def conservation_metric(events: Tensor, *, sqrt_s: float = 1.0) -> ConservationM
         energy=float((energy / median).mean()), momentum=float((momentum / median).mean()),
         max_energy=float(energy.max()) / sqrt_s, max_momentum=float(momentum.max()) / sqrt_s,
     )
+
+
+def mass_shell_violations(events: Tensor, masses: list[float] | tuple[float, ...]) -> list[float]:
+    """Per particle (N,), the largest ``|E^2 - |p|^2 - m^2| / E^2`` over events (n, N, 4): how far
+    massive events are off their mass shells (rounding, ~1e-16, for lipsgen's exact models)."""
+    mass = torch.as_tensor(masses, dtype=events.dtype, device=events.device)
+    energy2 = events[..., 0].square()
+    off = (energy2 - events[..., 1:].square().sum(-1) - mass.square()).abs() / energy2
+    return [float(v) for v in off.amax(dim=0)] if len(events) else [0.0] * len(masses)

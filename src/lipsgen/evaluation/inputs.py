@@ -8,6 +8,7 @@ this returns.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -46,14 +47,22 @@ def describe_truth(attributes: dict[str, Any], n_particles: int) -> tuple[str, b
     return facts.name, facts.labelled, facts.particle_names if facts.labelled else None
 
 
-def _target_observables(attributes: dict[str, Any], events: torch.Tensor) -> list[Observable]:
-    """A massive target's own observables (e.g. the W line shape of top decay), where it has them."""
+def _massive_observables(attributes: dict[str, Any], events: torch.Tensor, labelled: bool) -> list[Observable]:
+    """Massive events: the pair invariant masses m_ij (labelled particles; where resonances show) and
+    the target's own observables (e.g. top decay's W line shape), where it has them."""
+    events = events.to(torch.float64)
+    result = []
+    if labelled:
+        for a, b in itertools.combinations(range(events.shape[1]), 2):
+            pair = events[:, a] + events[:, b]
+            mass = (pair[:, 0].square() - pair[:, 1:].square().sum(-1)).clamp(min=0.0).sqrt()
+            result.append(Observable(f"m_{a + 1}{b + 1}", f"m({a + 1}, {b + 1})", mass.numpy()))
     try:
         target = target_from_attributes(attributes)
     except (ValueError, TypeError):
-        return []
-    return [Observable(name, name.replace("_", " "), values.numpy())
-            for name, values in target.observables(events.to(torch.float64)).items()]
+        return result
+    return result + [Observable(name, name.replace("_", " "), values.numpy())
+                     for name, values in target.observables(events).items()]
 
 
 def density_observable(target: str, attributes: dict[str, Any], events: torch.Tensor) -> Observable | None:
@@ -90,7 +99,7 @@ def observables_of_chunk(events: torch.Tensor, target: str, labelled: bool, name
     if "n_jets" in attributes:  # clustered jets (lipsgen data pythia, convert --jets)
         result += jet_observables(events)
     if recorded_masses(attributes) is not None:
-        result += _target_observables(attributes, events)
+        result += _massive_observables(attributes, events, labelled)
     density = density_observable(target, attributes, events)
     return result + ([density] if density is not None else [])
 

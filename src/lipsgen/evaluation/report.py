@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..catalogue import EVALUATED_EVENTS
-from ..conservation import conservation_metric, event_violations
+from ..conservation import conservation_metric, event_violations, mass_shell_violations
 from ..errors import raise_if_terminated
 from ..io.atomic import atomic_output, remove_stale_temporaries, temporary_prefix
 from ..io.errors import EventFileError
@@ -162,6 +162,7 @@ def _evaluate_into(inputs: EvaluationInputs, out: Path, *, n_batches: int, seed:
             "model": attributes.get("model"), "exact": bool(attributes.get("exact", True)),
             "weights": None if read.all_weights is None else summarise_weights(read.all_weights).as_dict(),
             "conservation": read.conservation.as_dict(),
+            **({"mass_shell": mass_shell_violations(events, masses)} if masses else {}),
             **compare(Comparison(ref_obs, observables, weights, ref_features, spectra, seed, n_batches)),
         }
     if sample_obs:

@@ -111,9 +111,8 @@ class ModelConfig:
         if not isinstance(self.n_particles, int) or self.n_particles < 2:
             raise ValueError(f"n_particles must be an integer >= 2, got {self.n_particles!r}")
         if self.masses is not None:
-            self.masses = list(check_masses(self.masses, self.n_particles, self.sqrt_s)) or None
-            if self.masses is not None and not any(self.masses):
-                self.masses = None
+            masses = check_masses(self.masses, self.n_particles, self.sqrt_s)
+            self.masses = list(masses) if any(masses) else None
         # The paper's early-step emphasis pairs with the exact lift, sigma_k^2 with the fixed one
         # (docs/design.md, "Langevin training"); resolved here so checkpoints record the choice.
         if self.time_law is None:
