@@ -26,12 +26,14 @@ _EXPORTS = {
     "inverse_rambo_map": "coordinates", "lift_to_qspace": "coordinates", "sample_fibre": "coordinates",
     "sample_prior": "coordinates", "prior_log_prob": "coordinates", "prior_score": "coordinates",
     "regularised_drift": "coordinates", "q_to_z": "coordinates", "z_to_q": "coordinates",
-    "log_abs_det_q_to_z": "coordinates", "to_cm_frame": "coordinates",
+    "log_abs_det_q_to_z": "coordinates", "to_cm_frame": "coordinates", "massive_from_massless": "coordinates",
+    "massless_from_massive": "coordinates",
     "minkowski_dot": "kinematics", "pair_invariants": "kinematics", "scaled_pair_invariants": "kinematics",
     "energies": "kinematics", "mass_squared": "kinematics", "three_to_four": "kinematics",
     "four_to_three": "kinematics",
     # targets
-    "MuonDecay": "targets", "QQG": "targets", "Sarge": "targets", "Uniform": "targets", "make_target": "targets",
+    "MuonDecay": "targets", "QQG": "targets", "Sarge": "targets", "Uniform": "targets", "TopDecay": "targets",
+    "make_target": "targets",
     # event files
     "read_events": "io", "write_events": "io", "load_events": "io",
     # models: train, load, sample
@@ -63,6 +65,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
         inverse_rambo_map,
         lift_to_qspace,
         log_abs_det_q_to_z,
+        massive_from_massless,
+        massless_from_massive,
         prior_log_prob,
         prior_score,
         q_to_z,
@@ -88,5 +92,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .models import GenerativeModel, ModelConfig
     from .refinement import RatioConfig, fit_density_ratio, load_density_ratio
     from .sampling import sample_to_file
-    from .targets import QQG, MuonDecay, Sarge, Uniform, make_target, uniform_phase_space
+    from .targets import QQG, MuonDecay, Sarge, TopDecay, Uniform, make_target, uniform_phase_space
     from .training import TrainConfig, load_model, resolve_preset, train

@@ -1,5 +1,7 @@
-"""Coordinates on which models live: the q-space prior, the RAMBO map and its fibre, z-space."""
+"""Coordinates on which models live: the q-space prior, the RAMBO map and its fibre, z-space, and the
+massive map onto mass shells."""
 
+from .massive import massive_from_massless, massless_from_massive
 from .qspace import prior_log_prob, prior_score, regularised_drift, sample_prior
 from .rambo import (
     RamboResult,
@@ -18,6 +20,8 @@ __all__ = [
     "inverse_rambo_map",
     "lift_to_qspace",
     "log_abs_det_q_to_z",
+    "massive_from_massless",
+    "massless_from_massive",
     "prior_log_prob",
     "prior_score",
     "q_to_z",
