@@ -150,6 +150,11 @@ def test_resonance_base_under_massive_top_model():
                                         masses=[4.8, 0.0, 0.0]))
     model.fit_data(TopDecay().sample(20_000, seed=3), torch.Generator().manual_seed(4))
     assert model.space.state()["base"]["mass"] == pytest.approx(80.38, abs=0.3)
+    # from the density alone (nf --target top): the same peak, fitted on weighted massless images
+    from_density = GenerativeModel(ModelConfig("nf", 3, sqrt_s=172.5, width=32, depth=2, base="resonance",
+                                               masses=[4.8, 0.0, 0.0]))
+    from_density.fit_target(TopDecay().log_density, torch.Generator().manual_seed(5))
+    assert from_density.space.state()["base"]["mass"] == pytest.approx(80.38, abs=0.5)
     out = model.sample(400, seed=5, steps=4, trajectory=3)
     for events in torch.cat([out.trajectory, out.events[None]]):
         check_events(events, masses=[4.8, 0.0, 0.0], sqrt_s=172.5, mass_rtol=1e-13, cm_rtol=1e-13)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..catalogue import MODEL_KINDS, Backbone, Coupling, Divergence, Drift, Lift, LossWeight, ReverseVariance, TimeLaw
-from ..coordinates.massive import check_masses
+from ..coordinates.massive import check_masses, massive_from_massless
 from ..coordinates.qspace import sample_prior
 from ..coordinates.rambo import rambo_map
 from ..random import make_generator
@@ -20,7 +20,7 @@ from ..validation import check_known_fields
 from .flows import SplineFlow
 from .networks import MLPBackbone, TransformerBackbone
 from .processes import FlowMatching, LangevinDiffusion, NormalizingFlowProcess, Process, VPDiffusion
-from .spaces import BASE_FIT_EVENTS, ChartSpace, Space, make_space
+from .spaces import BASE_FIT_EVENTS, ChartSpace, MassiveSpace, Space, make_space
 
 __all__ = ["ModelConfig", "GenerativeModel", "MODEL_KINDS", "SampleOutput", "FittedGaussian"]
 
@@ -251,12 +251,17 @@ class GenerativeModel(nn.Module):
     def fit_target(self, log_density: Callable[[Tensor], Tensor], generator: torch.Generator) -> None:
         """Fit a base's parameters from a target's log-density (events (n, N, 4) -> (n,)) alone:
         maximum likelihood on uniform events weighted by the density (no events to fit on)."""
-        if not isinstance(self.space, ChartSpace):
+        chart = self.space.inner if isinstance(self.space, MassiveSpace) else self.space
+        if not isinstance(chart, ChartSpace):
             return
         q = sample_prior(BASE_FIT_EVENTS, self.config.n_particles, generator=generator)
         events = rambo_map(q, sqrt_s=self.config.sqrt_s).p
-        log_m = log_density(events)
-        self.space.fit(events, torch.softmax(log_m.nan_to_num(nan=-torch.inf), dim=0))
+        if isinstance(self.space, MassiveSpace):  # the chart sees massless images, of density m(p) W
+            mapped = massive_from_massless(events, self.space.masses, self.config.sqrt_s)
+            log_m = log_density(mapped.events) + mapped.log_weight
+        else:
+            log_m = log_density(events)
+        chart.fit(events, torch.softmax(log_m.nan_to_num(nan=-torch.inf), dim=0))
 
     def extra_state(self) -> dict[str, Any]:
         return {"space": self.space.state()}
