@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .kinematics import mass_shell_offsets
+
 __all__ = ["ConservationMetric", "absolute_violations", "conservation_metric", "event_violations",
            "mass_shell_violations"]
 
@@ -56,7 +58,6 @@ def conservation_metric(events: Tensor, *, sqrt_s: float = 1.0) -> ConservationM
 def mass_shell_violations(events: Tensor, masses: list[float] | tuple[float, ...]) -> list[float]:
     """Per particle (N,), the largest ``|E^2 - |p|^2 - m^2| / E^2`` over events (n, N, 4): how far
     massive events are off their mass shells (rounding, ~1e-16, for lipsgen's exact models)."""
-    mass = torch.as_tensor(masses, dtype=events.dtype, device=events.device)
-    energy2 = events[..., 0].square()
-    off = (energy2 - events[..., 1:].square().sum(-1) - mass.square()).abs() / energy2
-    return [float(v) for v in off.amax(dim=0)] if len(events) else [0.0] * len(masses)
+    if not len(events):
+        return [0.0] * len(masses)
+    return [float(v) for v in mass_shell_offsets(events, masses).amax(dim=0)]

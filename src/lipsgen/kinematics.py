@@ -27,6 +27,8 @@ __all__ = [
     "scaled_pair_invariants",
     "phase_space_volume",
     "two_body_momentum",
+    "two_step_decay",
+    "mass_shell_offsets",
 ]
 
 
@@ -164,6 +166,34 @@ def _volumes(masses: list[float], energy: np.ndarray, theta: np.ndarray, weights
     inner = _volumes(rest, q.ravel(), theta, weights).reshape(q.shape)
     outer = math.pi * _two_body_momenta(np.broadcast_to(energy[:, None], q.shape), first, q) / energy[:, None]
     return (weights * 2 * q * dq * outer * inner).sum(axis=1)  # dQ^2 = 2 Q dQ
+
+
+def two_step_decay(sqrt_s: float, first_mass: float, pair_mass2: Tensor, first_direction: Tensor,
+                   decay_direction: Tensor) -> tuple[Tensor, Tensor]:
+    """Three-body events (n, 3, 4) in the CM frame at ``sqrt_s``: particle 1 (mass ``first_mass``)
+    along the unit vectors ``first_direction`` (n, 3), recoiling against a pair of invariant mass
+    squared ``pair_mass2`` (n,) that decays into two massless particles, particle 2 along the unit
+    vectors ``decay_direction`` (n, 3) in the pair's rest frame (reached by the pure boost), particle 3
+    opposite. Returns the events and particle 1's momentum p* (n,)."""
+    s, m2 = sqrt_s**2, first_mass**2
+    p_star = torch.sqrt(((s - pair_mass2 - m2).square() - 4 * pair_mass2 * m2).clamp(min=0)) / (2 * sqrt_s)
+    first_momentum = p_star[:, None] * first_direction
+    first = torch.cat([torch.sqrt(m2 + p_star.square())[:, None], first_momentum], dim=-1)
+    half = (pair_mass2.clamp(min=0).sqrt() / 2)[:, None]
+    pair = torch.stack([torch.cat([half, half * decay_direction], -1),
+                        torch.cat([half, -half * decay_direction], -1)], dim=1)
+    pair_mass = torch.where(pair_mass2 > 0, pair_mass2.clamp(min=0).sqrt(), torch.ones_like(pair_mass2))
+    pair = boost(pair, -first_momentum / pair_mass[:, None])  # the pair moves against particle 1
+    # massless to rounding: the boost's rounding grows with the pair's gamma
+    pair = torch.cat([torch.linalg.vector_norm(pair[..., 1:], dim=-1, keepdim=True), pair[..., 1:]], dim=-1)
+    return torch.cat([first[:, None], pair], dim=1), p_star
+
+
+def mass_shell_offsets(events: Tensor, masses: Sequence[float] | Tensor) -> Tensor:
+    """``|E^2 - |p|^2 - m^2| / E^2`` (n, N) of events (n, N, 4) for masses (N,)."""
+    mass = torch.as_tensor(masses, dtype=events.dtype, device=events.device)
+    energy2 = events[..., 0].square()
+    return (energy2 - events[..., 1:].square().sum(-1) - mass.square()).abs() / energy2
 
 
 def sorted_by_energy(events: Tensor) -> Tensor:

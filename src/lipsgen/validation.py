@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .kinematics import mass_shell_offsets
+
 __all__ = [
     "check_known_fields",
     "check_threevectors",
@@ -132,14 +134,12 @@ def _check_mass_shells(events: Tensor, masses: tuple[float, ...] | list[float], 
     if len(masses) != events.shape[1]:
         raise ValueError(f"{name}: {len(masses)} masses for {events.shape[1]} particles")
     rtol = default_mass_rtol(events.dtype) if mass_rtol is None else mass_rtol
-    mass = torch.as_tensor(masses, dtype=events.dtype, device=events.device)
-    energy2 = events[..., 0].square()
-    off_shell = (energy2 - events[..., 1:].square().sum(-1) - mass.square()).abs() > rtol * energy2
+    off_shell = mass_shell_offsets(events, masses) > rtol
     if off_shell.any():
         idx = _first_event(off_shell)
-        invariant = float(energy2[idx] - events[idx][1:].square().sum())
+        invariant = float(events[idx][0].square() - events[idx][1:].square().sum())
         raise ValueError(f"{name}: {_where(idx)} is off its mass shell: E^2 - |p|^2 = {invariant:.10g}, "
-                         f"m^2 = {float(mass[idx[1]]) ** 2:.10g} (relative tolerance {rtol:.1e} of E^2)")
+                         f"m^2 = {float(masses[idx[1]]) ** 2:.10g} (relative tolerance {rtol:.1e} of E^2)")
 
 
 def check_positive(value: float | Tensor, name: str) -> None:

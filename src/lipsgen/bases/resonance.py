@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..kinematics import boost, mass_squared
+from ..coordinates.breit_wigner import BreitWigner
+from ..kinematics import boost, mass_squared, two_step_decay
 
 __all__ = ["ResonanceMap"]
 
@@ -82,42 +83,25 @@ class ResonanceMap:
         if not (0 < mass < float("inf") and 0 < width < float("inf")):
             raise ValueError(f"base resonance: mass and width must be finite and > 0, got {mass}, {width}")
         self.mass, self.width = mass, width
-        scale = mass * width
-        s = self.sqrt_s**2
-        self._rho = (math.atan(-mass**2 / scale), math.atan((s - mass**2) / scale))
-
-    def _log_h(self, s23: Tensor) -> Tensor:
-        """Log-density (n,) of the truncated Breit-Wigner at s_23."""
-        scale = self.mass * self.width
-        low, high = self._rho
-        return math.log(scale / (high - low)) - torch.log((s23 - self.mass**2).square() + scale**2)
+        self._propagator = BreitWigner(mass, width, 0.0, self.sqrt_s**2)
 
     def _log_g(self, s23: Tensor) -> Tensor:
         p_star = (self.sqrt_s**2 - s23) / (2 * self.sqrt_s)
-        return self._log_h(s23) + math.log(2 * self.sqrt_s / math.pi**2) - torch.log(p_star)
+        return self._propagator.log_density(s23) + math.log(2 * self.sqrt_s / math.pi**2) - torch.log(p_star)
 
     def forward(self, u: Tensor) -> tuple[Tensor, Tensor]:
         u = u.to(torch.float64)
-        low, high = self._rho
-        s = self.sqrt_s**2
-        s23 = (self.mass**2 + self.mass * self.width * torch.tan(low + (high - low) * u[:, 0])).clamp(0.0, s)
-        p_star = (s - s23) / (2 * self.sqrt_s)
+        s23 = self._propagator.from_uniform(u[:, 0]).clamp(0.0, self.sqrt_s**2)
         axis = _direction(2 * u[:, 1] - 1, 2 * math.pi * u[:, 2])
-        first = torch.cat([p_star[:, None], p_star[:, None] * axis], dim=-1)
-        half = (s23.sqrt() / 2)[:, None]
         decay = _to_frame(-axis, _direction(2 * u[:, 3] - 1, 2 * math.pi * u[:, 4]))
-        pair = torch.stack([torch.cat([half, half * decay], -1), torch.cat([half, -half * decay], -1)], dim=1)
-        q = torch.where(s23 > 0, s23.sqrt(), torch.ones_like(s23))
-        pair = boost(pair, (-p_star / q)[:, None] * axis)  # the pair moves against particle 1
-        pair = torch.cat([torch.linalg.vector_norm(pair[..., 1:], dim=-1, keepdim=True), pair[..., 1:]], dim=-1)
-        return torch.cat([first[:, None], pair], dim=1), self._log_g(s23)
+        events, _ = two_step_decay(self.sqrt_s, 0.0, s23, axis, decay)
+        return events, self._log_g(s23)
 
     def inverse(self, events: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         events = events.to(torch.float64)
         pair_total = events[:, 1] + events[:, 2]
         s23 = mass_squared(pair_total).clamp(min=0.0)
-        low, high = self._rho
-        u0 = (torch.atan((s23 - self.mass**2) / (self.mass * self.width)) - low) / (high - low)
+        u0 = self._propagator.to_uniform(s23)
         cos1, phi1 = _angles(events[:, 0, 1:])
         rest = boost(events[:, 1:2], -pair_total[:, 1:] / s23.sqrt().clamp(min=1e-300)[:, None])[:, 0]
         flight = pair_total[:, 1:] / torch.linalg.vector_norm(pair_total[:, 1:], dim=-1, keepdim=True)

@@ -62,10 +62,6 @@ def check_masses(masses: Sequence[float] | Tensor, n_particles: int, sqrt_s: flo
     return values
 
 
-def _as_tensor(masses: Sequence[float] | Tensor, like: Tensor) -> Tensor:
-    return torch.as_tensor(masses, dtype=like.dtype, device=like.device)
-
-
 def massive_scale(momenta: Tensor, masses: Tensor, sqrt_s: float) -> Tensor:
     """The scale xi (n,) solving ``sum_i sqrt(m_i^2 + xi^2 |k_i|^2) = sqrt_s``.
 
@@ -126,7 +122,7 @@ def massive_from_massless(events: Tensor, masses: Sequence[float] | Tensor, sqrt
     rounding when the input conserves momentum to rounding. Massless particles keep their momentum
     scaled by xi. Returns the events, xi (n,) and ``log W`` (n,) (module docstring).
     """
-    mass = _as_tensor(masses, events)
+    mass = torch.as_tensor(masses, dtype=events.dtype, device=events.device)
     momentum = events[..., 1:]
     magnitude = torch.linalg.vector_norm(momentum, dim=-1)
     xi = massive_scale(magnitude, mass, sqrt_s)

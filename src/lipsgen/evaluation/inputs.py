@@ -20,6 +20,7 @@ import torch
 from ..io.errors import EventFileError
 from ..io.formats import FILE_RTOL, recorded_masses
 from ..io.subsample import FileSubsample, read_subsample
+from ..kinematics import mass_squared
 from ..targets import target_from_attributes
 from ..targets.facts import facts_from_attributes
 from ..validation import check_events
@@ -54,8 +55,7 @@ def _massive_observables(attributes: dict[str, Any], events: torch.Tensor, label
     result = []
     if labelled:
         for a, b in itertools.combinations(range(events.shape[1]), 2):
-            pair = events[:, a] + events[:, b]
-            mass = (pair[:, 0].square() - pair[:, 1:].square().sum(-1)).clamp(min=0.0).sqrt()
+            mass = mass_squared(events[:, a] + events[:, b]).clamp(min=0.0).sqrt()
             result.append(Observable(f"m_{a + 1}{b + 1}", f"m({a + 1}, {b + 1})", mass.numpy()))
     try:
         target = target_from_attributes(attributes)

@@ -117,10 +117,11 @@ def _hdf5_safe(attributes: dict[str, Any]) -> dict[str, Any]:
 FILE_RTOL = 1e-6
 
 
-def _exact(events: Tensor, sqrt_s: float) -> bool:
-    """Whether events are massless CM phase space at float64 rounding (the default tolerances)."""
+def _exact(events: Tensor, sqrt_s: float, masses: list[float] | None = None) -> bool:
+    """Whether events are CM phase space (massless, or on the shells of ``masses``) at float64 rounding
+    (the default tolerances)."""
     try:
-        check_events(events, sqrt_s=sqrt_s)
+        check_events(events, sqrt_s=sqrt_s, masses=masses)
     except ValueError:
         return False
     return True
@@ -210,12 +211,11 @@ def _checked_massive(events: Tensor, sqrt_s: float, where: str, masses: list[flo
         if to_cm:
             raise ValueError("--to-cm boosts massless events only; massive events must be in their CM frame")
         check_events(events, name, masses=masses, sqrt_s=sqrt_s, mass_rtol=mass_rtol, cm_rtol=cm_rtol)
-        try:
-            check_events(events, masses=masses, sqrt_s=sqrt_s)
+        if _exact(events, sqrt_s, masses):
             return events
-        except ValueError:  # within the file tolerance, not exact: project through the massless images
-            massless, _ = massless_from_massive(events.to(torch.float64), sqrt_s)
-            exact = to_cm_frame(massless, sqrt_s=sqrt_s, mass_rtol=mass_rtol)
-            return massive_from_massless(exact, masses, sqrt_s).events.to(events.dtype)
+        # within the file tolerance, not exact: project through the massless images
+        massless, _ = massless_from_massive(events.to(torch.float64), sqrt_s)
+        exact = to_cm_frame(massless, sqrt_s=sqrt_s, mass_rtol=mass_rtol)
+        return massive_from_massless(exact, masses, sqrt_s).events.to(events.dtype)
     except ValueError as err:
         raise EventFileError(f"{where}: {err}") from None

@@ -290,8 +290,13 @@ class MassiveSpace(Space):
 
     def fit(self, events: Tensor, weights: Tensor | None = None) -> None:
         fit = getattr(self.inner, "fit", None)
-        if callable(fit):
-            fit(self._massless(events)[0], *(() if weights is None else (weights,)))
+        if not callable(fit):
+            return
+        massless = self._massless(events)[0]
+        if weights is None:
+            fit(massless)
+        else:
+            fit(massless, weights)
 
     def state(self) -> dict:
         return self.inner.state()

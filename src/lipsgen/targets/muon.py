@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from scipy.integrate import cumulative_trapezoid, quad
 from torch import Tensor
 
 from ..coordinates.massive import check_masses
@@ -62,8 +63,6 @@ class MuonDecay(Target):
         """``∫ w dPhi_3``: massless, ``w_max (2/3) V_3``; massive, the quadrature of the electron's density."""
         if not self.electron_mass:
             return 2 / 3 * self._w_max * dalitz_jacobian(self.sqrt_s) / 2
-        from scipy.integrate import quad
-
         highest = (self.sqrt_s**2 + self.electron_mass**2) / (2 * self.sqrt_s)
         value, _ = quad(lambda e: float(self.electron_energy_density(np.array([e]))[0]), self.electron_mass,
                         highest, epsabs=0, epsrel=1e-12, limit=200)
@@ -91,7 +90,7 @@ class MuonDecay(Target):
         momentum = np.linspace(0.0, two_body_momentum(self.sqrt_s, self.electron_mass, 0.0), 100_001)
         energy = np.sqrt(momentum**2 + self.electron_mass**2)
         density = self.electron_energy_density(energy) * momentum / energy  # dE = p / E dp
-        cumulative = np.concatenate([[0.0], np.cumsum(np.diff(momentum) * (density[1:] + density[:-1]) / 2)])
+        cumulative = cumulative_trapezoid(density, momentum, initial=0.0)
         cumulative /= cumulative[-1]
         fraction = 2 * energy / self.sqrt_s
         return lambda x: np.interp(x, fraction, cumulative, left=0.0, right=1.0)

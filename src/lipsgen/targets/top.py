@@ -15,8 +15,9 @@ import torch
 from scipy import integrate
 from torch import Tensor
 
+from ..coordinates.breit_wigner import BreitWigner
 from ..coordinates.massive import check_masses
-from ..kinematics import boost, mass_squared, minkowski_dot
+from ..kinematics import boost, mass_squared, minkowski_dot, two_step_decay
 from .base import RangedSpectrum, Target, fill_by_rejection
 from .three_body import random_rotations
 
@@ -70,16 +71,12 @@ class TopDecay(Target):
         q2_max = (self.sqrt_s - self.b_mass) ** 2
         if not w_mass**2 < q2_max:
             raise ValueError(f"top: w_mass = {w_mass} leaves no room for an on-shell W below sqrt_s - b_mass")
-        width = self.w_mass * self.w_width
-        self._rho_range = (math.atan(-self.w_mass**2 / width), math.atan((q2_max - self.w_mass**2) / width))
+        self._propagator = BreitWigner(self.w_mass, self.w_width, 0.0, q2_max)
 
     def parameters(self) -> dict:
         return {"sqrt_s": self.sqrt_s, "w_mass": self.w_mass, "w_width": self.w_width, "b_mass": self.b_mass}
 
     # --- the Dalitz plot at fixed q^2: x - m_b^2 = alpha - beta cos_theta_star, alpha, beta >= 0 ---
-    def _q2(self, rho: np.ndarray) -> np.ndarray:
-        return self.w_mass**2 + self.w_mass * self.w_width * np.tan(rho)
-
     def _alpha_beta(self, q2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s, mb2 = self.sqrt_s**2, self.b_mass**2
         alpha = (s - q2 - mb2) / 2  # q E_b* with E_b* the b energy in the W frame
@@ -89,12 +86,12 @@ class TopDecay(Target):
     def _cos_coefficients(self, rho: np.ndarray) -> np.ndarray:
         """(3, len(rho)): at fixed q^2, ``(s - x)(x - m_b^2) dx = beta (c0 + c1 c + c2 c^2) dc`` with
         c = cos_theta_star; returns ``beta * (c0, c1, c2)``."""
-        alpha, beta = self._alpha_beta(self._q2(rho))
+        alpha, beta = self._alpha_beta(np.asarray(self._propagator.invariant(rho)))
         big = self.sqrt_s**2 - self.b_mass**2
         return np.stack([beta * (big * alpha - alpha**2), beta**2 * (2 * alpha - big), -(beta**3)])
 
     def _integral(self, function: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        low, high = self._rho_range
+        low, high = self._propagator.rho_low, self._propagator.rho_high
         return integrate.quad_vec(function, low, high, epsabs=0, epsrel=1e-12, limit=400)[0]
 
     @cached_property
@@ -133,14 +130,11 @@ class TopDecay(Target):
             ends = antiderivative(np.array([-1.0, 1.0]))
             return (antiderivative(c) - ends[0]) / (ends[1] - ends[0])
 
-        low, high = self._rho_range
-        rho = np.linspace(low, high, 200_001)
+        rho = np.linspace(self._propagator.rho_low, self._propagator.rho_high, 200_001)
         coefficients = self._cos_coefficients(rho)
-        density = 2 * coefficients[0] + 2 * coefficients[2] / 3
-        steps = np.diff(rho) * (density[1:] + density[:-1]) / 2
-        cumulative = np.concatenate([[0.0], np.cumsum(steps)])
+        cumulative = integrate.cumulative_trapezoid(2 * coefficients[0] + 2 * coefficients[2] / 3, rho, initial=0.0)
         cumulative /= cumulative[-1]
-        masses = np.sqrt(np.maximum(self._q2(rho), 0.0))
+        masses = np.sqrt(np.maximum(self._propagator.invariant(rho), 0.0))
 
         def mass_cdf(m: np.ndarray) -> np.ndarray:
             return np.interp(m, masses, cumulative, left=0.0, right=1.0)
@@ -165,26 +159,15 @@ class TopDecay(Target):
 
     def sample_chunk(self, n_events: int, generator: torch.Generator, dtype: torch.dtype,
                      device: torch.device) -> Tensor:
-        s, mb = self.sqrt_s**2, self.b_mass
-        bound = (s - mb * mb) ** 3 / (32 * self.sqrt_s)
+        mb = self.b_mass
+        bound = (self.sqrt_s**2 - mb * mb) ** 3 / (32 * self.sqrt_s)
 
         def draw_accepted(size: int) -> Tensor:
-            low, high = self._rho_range
-            rho = low + (high - low) * torch.rand(size, generator=generator, dtype=torch.float64, device=device)
-            q2 = self.w_mass**2 + self.w_mass * self.w_width * torch.tan(rho)
-            q = q2.clamp(min=0).sqrt()
-            p_star = torch.sqrt(((s - q2 - mb * mb) ** 2 - 4 * q2 * mb * mb).clamp(min=0)) / (2 * self.sqrt_s)
-            axes = random_rotations(size, generator, torch.float64, device)
-            b_momentum = -p_star[:, None] * axes[:, :, 2]  # the W along the third axis of a random frame
-            b = torch.cat([torch.sqrt(mb * mb + p_star.square())[:, None], b_momentum], dim=-1)
-            lepton_axes = random_rotations(size, generator, torch.float64, device)[:, :, 2]
-            half = (q / 2)[:, None]
-            leptons = torch.stack([torch.cat([half, half * lepton_axes], -1),
-                                   torch.cat([half, -half * lepton_axes], -1)], dim=1)
-            leptons = boost(leptons, -b_momentum / q[:, None])
-            # massless to rounding: the boost's rounding grows with the W's gamma
-            leptons[..., 0] = torch.linalg.vector_norm(leptons[..., 1:], dim=-1)
-            events = torch.cat([b[:, None], leptons], dim=1)
+            q2 = self._propagator.from_uniform(torch.rand(size, generator=generator, dtype=torch.float64,
+                                                          device=device))
+            w_direction = random_rotations(size, generator, torch.float64, device)[:, :, 2]
+            lepton_direction = random_rotations(size, generator, torch.float64, device)[:, :, 2]
+            events, p_star = two_step_decay(self.sqrt_s, mb, q2, -w_direction, lepton_direction)
             ratio = (self.sqrt_s * events[:, 1, 0]) * minkowski_dot(events[:, 0], events[:, 2]) * p_star / bound
             if bool((ratio > 1 + 1e-12).any()):
                 raise RuntimeError(f"top: weight ratio {float(ratio.max())} exceeds its proven bound 1")
