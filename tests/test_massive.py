@@ -134,9 +134,10 @@ def test_uniform_massive_three_body_energy_spectra(sqrt_s):
         assert ndf >= 45 and chi2 < 1.5, (i, chi2)
 
 
-def test_uniform_massive_dalitz_plot_is_flat():
+@pytest.mark.parametrize("sqrt_s", SQRT_S)
+def test_uniform_massive_dalitz_plot_is_flat(sqrt_s):
     """Cells of the (m12^2, m23^2) plane entirely inside the Dalitz region get equal counts."""
-    sqrt_s, masses = 91.19, [20.0, 10.0, 5.0]
+    masses = [m * sqrt_s / 91.19 for m in (20.0, 10.0, 5.0)]
     events = uniform_phase_space(400_000, 3, sqrt_s=sqrt_s, masses=masses, seed=9)
     m12 = (events[:, 0] + events[:, 1]).numpy()
     m23 = (events[:, 1] + events[:, 2]).numpy()
@@ -167,8 +168,9 @@ def test_uniform_massive_dalitz_plot_is_flat():
     assert chi2 < ndf + 5 * math.sqrt(2 * ndf), (chi2, ndf)
 
 
-def test_two_body_massive_is_back_to_back_at_the_two_body_momentum():
-    sqrt_s, masses = 91.19, [80.0, 4.8]
+@pytest.mark.parametrize("sqrt_s", SQRT_S)
+def test_two_body_massive_is_back_to_back_at_the_two_body_momentum(sqrt_s):
+    masses = [80.0 * sqrt_s / 91.19, 4.8 * sqrt_s / 91.19]
     events = uniform_phase_space(20_000, 2, sqrt_s=sqrt_s, masses=masses, seed=10)
     momentum = torch.linalg.vector_norm(events[..., 1:], dim=-1)
     torch.testing.assert_close(momentum, torch.full_like(momentum, two_body_momentum(sqrt_s, *masses)),

@@ -19,8 +19,8 @@ MASSES = {1.0: [0.2, 0.0, 0.1], 91.19: [20.0, 0.0, 9.0]}
 @pytest.mark.parametrize("kind, options", [("fm-z", {}), ("fm-q", {}), ("zdiff", {}), ("nf", {}),
                                            ("langevin", {"schedule": "linear:0.002:0.01:8"}),
                                            ("fm-z", {"base": "chain"})])
-def test_every_trajectory_state_is_on_its_mass_shells(kind, options):
-    sqrt_s = 91.19
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.19])
+def test_every_trajectory_state_is_on_its_mass_shells(kind, options, sqrt_s):
     model = perturbed_model(kind, 0.05, sqrt_s=sqrt_s, masses=MASSES[sqrt_s], **options)
     out = model.sample(500, seed=1, trajectory=0 if kind == "nf" else 4, steps=None if kind == "nf" else 8)
     states = out.events[None] if out.trajectory is None else torch.cat([out.trajectory, out.events[None]])
@@ -166,3 +166,14 @@ def test_resonance_base_under_massive_top_model():
     uniform = uniform_phase_space(12_000, 3, sqrt_s=172.5, masses=[4.8, 0.0, 0.0], seed=6)
     summary = summarise_weights(model.log_prob(uniform, seed=7, draws=1, steps=4).exp())
     assert abs(summary.integral - 1) < 4 * summary.integral_error and summary.integral_error < 0.05, summary
+
+
+@pytest.mark.parametrize("sqrt_s", [1.0, 91.19])
+def test_mass_shell_violations_measure_each_particle(sqrt_s):
+    from lipsgen.conservation import mass_shell_violations
+
+    events = uniform_phase_space(1000, 3, sqrt_s=sqrt_s, masses=MASSES[sqrt_s], seed=8)
+    assert max(mass_shell_violations(events, MASSES[sqrt_s])) < 1e-14
+    wrong = [MASSES[sqrt_s][0] * 1.01, 0.0, MASSES[sqrt_s][2]]  # particle 1 claimed 1% heavier
+    violations = mass_shell_violations(events, wrong)
+    assert violations[0] > 1e-3 and violations[1] < 1e-14 and violations[2] < 1e-14
