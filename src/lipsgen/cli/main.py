@@ -11,7 +11,7 @@ from typing import TextIO
 
 from .._version import __version__
 from ..errors import LipsgenError, Terminated, raise_if_terminated, request_termination
-from . import convert, data, demo, density, evaluate, refine, sample, train, unweight
+from . import convert, data, demo, density, emergence, evaluate, refine, sample, train, unweight
 
 __all__ = ["main", "build_parser"]
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     density.add_parser(commands)
     refine.add_parsers(commands)
     evaluate.add_parser(commands)
+    emergence.add_parser(commands)
     demo.add_parser(commands)
     return parser
 

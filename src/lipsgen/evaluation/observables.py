@@ -17,7 +17,8 @@ from torch import Tensor
 from ..jets.clustering import durham_resolutions
 from ..kinematics import scaled_pair_invariants, sorted_by_energy
 
-__all__ = ["Observable", "event_observables", "jet_observables", "thrust", "c_parameter", "eec_pairs"]
+__all__ = ["Observable", "event_observables", "jet_observables", "thrust", "thrust_hemispheres", "c_parameter",
+           "eec_pairs"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,13 @@ def _energy_scale(events: Tensor) -> Tensor:
 
 
 def thrust(events: Tensor, chunk: int = 4096) -> np.ndarray:
-    """Thrust ``T = max_n sum|p_i·n| / sum|p_i|`` (n,), exactly.
+    """Thrust ``T = max_n sum|p_i·n| / sum|p_i|`` (n,), exactly (see :func:`thrust_hemispheres`)."""
+    return thrust_hemispheres(events, chunk)[0]
+
+
+def thrust_hemispheres(events: Tensor, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Thrust T (n,) and the hemisphere of every particle (n, N) int8, +1 or -1 with particle 1 in
+    +1 (a split and its mirror are one split), from the split that maximises thrust.
 
     Up to 14 particles: the maximum of ``|sum_i s_i p_i|`` over all hemisphere splits s. Beyond:
     the thrust axis is normal to a plane through two momenta, so the splits by the sign of
@@ -45,31 +52,42 @@ def thrust(events: Tensor, chunk: int = 4096) -> np.ndarray:
     momenta = events[..., 1:].to(torch.float64)
     norm = torch.linalg.vector_norm(momenta, dim=-1).sum(dim=1)
     n_particles = momenta.shape[1]
-    out = []
+    values, splits = [], []
     if n_particles <= 14:
         signs = torch.tensor(list(itertools.product([1.0, -1.0], repeat=n_particles - 1)), dtype=torch.float64)
         signs = torch.cat([torch.ones(len(signs), 1, dtype=torch.float64), signs], dim=1)  # (S, N)
         for start in range(0, len(momenta), chunk):
             combos = torch.einsum("sn,bnk->bsk", signs, momenta[start:start + chunk])
-            out.append(torch.linalg.vector_norm(combos, dim=-1).max(dim=1).values)
-        return (torch.cat(out) / norm).numpy()
-    i, j = torch.triu_indices(n_particles, n_particles, offset=1)
-    others = torch.ones(len(i), n_particles, dtype=torch.float64)
-    others[torch.arange(len(i)), i] = 0
-    others[torch.arange(len(i)), j] = 0
-    step = max(1, chunk // (4 * len(i)))
-    for start in range(0, len(momenta), step):
-        p = momenta[start:start + step]
-        normal = torch.linalg.cross(p[:, i], p[:, j])  # (b, P, 3)
-        signs = torch.sign(torch.einsum("bnk,bPk->bPn", p, normal)) * others
-        base = torch.einsum("bPn,bnk->bPk", signs, p)
-        best = torch.zeros(len(p), dtype=torch.float64)
-        for a in (1.0, -1.0):
-            for b in (1.0, -1.0):
-                candidate = torch.linalg.vector_norm(base + a * p[:, i] + b * p[:, j], dim=-1)
-                best = torch.maximum(best, candidate.max(dim=1).values)
-        out.append(best)
-    return (torch.cat(out) / norm).numpy()
+            best = torch.linalg.vector_norm(combos, dim=-1).max(dim=1)
+            values.append(best.values)
+            splits.append(signs[best.indices])
+    else:
+        i, j = torch.triu_indices(n_particles, n_particles, offset=1)
+        others = torch.ones(len(i), n_particles, dtype=torch.float64)
+        others[torch.arange(len(i)), i] = 0
+        others[torch.arange(len(i)), j] = 0
+        step = max(1, chunk // (4 * len(i)))
+        for start in range(0, len(momenta), step):
+            p = momenta[start:start + step]
+            normal = torch.linalg.cross(p[:, i], p[:, j])  # (b, P, 3)
+            signs = torch.sign(torch.einsum("bnk,bPk->bPn", p, normal)) * others
+            base = torch.einsum("bPn,bnk->bPk", signs, p)
+            best = torch.full((len(p),), -1.0, dtype=torch.float64)
+            split = torch.zeros(len(p), n_particles, dtype=torch.float64)
+            for a in (1.0, -1.0):
+                for b in (1.0, -1.0):
+                    candidate = torch.linalg.vector_norm(base + a * p[:, i] + b * p[:, j], dim=-1).max(dim=1)
+                    better = candidate.values > best
+                    chosen = signs[torch.arange(len(p)), candidate.indices]
+                    chosen[torch.arange(len(p)), i[candidate.indices]] = a
+                    chosen[torch.arange(len(p)), j[candidate.indices]] = b
+                    split = torch.where(better.unsqueeze(1), chosen, split)
+                    best = torch.maximum(best, candidate.values)
+            values.append(best)
+            splits.append(torch.where(split == 0, 1.0, split))  # coplanar: either side, the same thrust
+    split = torch.cat(splits)
+    split = split * split[:, :1]  # particle 1 in the + hemisphere
+    return (torch.cat(values) / norm).numpy(), split.to(torch.int8).numpy()
 
 
 def _cosines(events: Tensor) -> Tensor:

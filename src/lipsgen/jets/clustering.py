@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["durham_jets", "durham_resolutions", "particles_array", "CLUSTERING"]
+__all__ = ["durham_jets", "durham_resolutions", "durham_multiplicity", "particles_array", "CLUSTERING"]
 
 # recorded in every file of clustered events
 CLUSTERING = "FastJet ee_kt_algorithm (Durham), E scheme, exclusive_jets(n_jets), all final-state particles"
@@ -83,3 +83,14 @@ def durham_resolutions(events: Tensor, jets: Iterable[int]) -> dict[int, np.ndar
                 raise ValueError(f"y_{{{k},{k + 1}}} needs at least {k + 1} particles, events have {n_particles}")
             out[k] = ak.to_numpy(sequence.exclusive_ymerge(k)).astype(np.float64)
     return out
+
+
+def durham_multiplicity(events: Tensor, ycut: float) -> np.ndarray:
+    """The number of Durham jets (n,) int64 of events (n, N, 4) at resolution ``ycut`` (in units of
+    the event's total energy squared): FastJet's ``exclusive_jets_ycut``."""
+    flat = events.detach().to("cpu", torch.float64).reshape(-1, 4).numpy()
+    n, n_particles = events.shape[:2]
+    sequence = _cluster(_from_flat(flat, np.full(n, n_particles)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="dcut and exclusive jets")
+        return ak.to_numpy(ak.num(sequence.exclusive_jets_ycut(ycut))).astype(np.int64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -93,6 +94,10 @@ class Process:
     def time_grid(self, steps: int, t_start: float) -> list[float]:
         """The decreasing times the reverse run visits, from ``t_start`` to the data end."""
         return torch.linspace(t_start, 0.0, steps + 1, dtype=torch.float64).tolist()
+
+    def partial_steps(self, steps: int, t_start: float) -> int:
+        """The steps of a partial run from ``t_start`` with the step size of a full run of ``steps``."""
+        return max(1, math.ceil(steps * t_start - 1e-9))
 
     def step(self, net: nn.Module, solver: str, generator: torch.Generator) -> Step:
         """The reverse step of this process with network ``net`` and ``solver``."""

@@ -182,6 +182,10 @@ class LangevinDiffusion(Process):
         k_start = round(t_start * self.n_steps)
         return [k / self.n_steps for k in range(k_start, -1, -1)]
 
+    def partial_steps(self, steps: int, t_start: float) -> int:
+        """The schedule fixes the steps; a partial run visits only those below ``t_start``."""
+        return steps
+
     def step(self, net: nn.Module, solver: str, generator: torch.Generator) -> Step:
         def step(x: Tensor, t: float, t_next: float, last: bool) -> Tensor:
             k = round(t * self.n_steps)

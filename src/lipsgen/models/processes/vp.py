@@ -13,6 +13,8 @@ which removes the noise of scale sigma(t_min) the run would otherwise leave.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -57,6 +59,9 @@ class VPDiffusion(Process):
             return [t_start, 0.0] if self.final_denoise else [t_start]
         grid = torch.linspace(t_start, self.t_min, steps + 1, dtype=torch.float64).tolist()
         return grid + [0.0] if self.final_denoise else grid
+
+    def partial_steps(self, steps: int, t_start: float) -> int:
+        return max(1, math.ceil(steps * (t_start - self.t_min) / (1 - self.t_min) - 1e-9))
 
     def score(self, net: nn.Module, x: Tensor, t: Tensor) -> Tensor:
         """``grad_x log p_t(x) = -eps_theta(x, t) / sigma(t)``, t (n,)."""
