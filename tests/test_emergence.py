@@ -144,6 +144,25 @@ def test_keep_curve_limit_band_and_crossing(uturn_of_uniform):
     assert t == pytest.approx(half_way_time(np.array(times), curve.value, 1.0, curve.limit))
 
 
+def test_keep_curve_of_a_known_mixture():
+    """Originals 1 with probability 0.8; at time t a result keeps the original with probability 1 - t
+    and is otherwise an independent draw, 1 with probability 0.5: keep(t) = 1 - t + t/2 (the independent
+    share is 0.5), half-way between 1 and 0.5 at t = 0.5."""
+    rng = np.random.default_rng(1)
+    n = 40000
+    times = np.array([0.25, 0.5, 0.75, 1.0])
+    original = (rng.random((n, 1)) < 0.8).astype(np.int64)
+    results = []
+    for t in times:
+        fresh = (rng.random((n, 1)) < 0.5).astype(np.int64)
+        results.append(np.where(rng.random((n, 1)) < 1 - t, original, fresh))
+    curve = keep_curve(original, results, times, independent=results[-1], replicas=100, rng=np.random.default_rng(2))
+    assert curve.limit == pytest.approx(0.5, abs=0.01)
+    assert curve.value == pytest.approx(1 - times / 2, abs=0.01)
+    t, low, high = curve.crossing
+    assert t == pytest.approx(0.5, abs=0.03) and low < t < high and high - low < 0.06
+
+
 def gaussian_states(n, variances, seed):
     g = torch.Generator().manual_seed(seed)
     scale = torch.tensor(variances, dtype=torch.float64).sqrt()
@@ -169,6 +188,8 @@ def test_speciation_times_have_the_closed_forms(process):
     assert result.eigenvalues[:2] == pytest.approx([16.0, 4.0], rel=0.04)
     assert result.eigenvalues[2] == pytest.approx(1.0, abs=0.06)
     assert result.times[:2] == pytest.approx(expected, abs=0.01)
+    assert (result.times_low[:2] <= result.times[:2]).all() and (result.times[:2] <= result.times_high[:2]).all()
+    assert (result.times_high - result.times_low)[:2].max() < 0.02
     # the third direction carries the noise end's variance: nothing to decide there
     assert math.isnan(result.times[2]) or result.times[2] < 0.05
 
@@ -190,12 +211,23 @@ def test_langevin_retention_falls_from_one():
     assert a[0] == pytest.approx(1.0) and (np.diff(a) < 0).all() and a[-1] < 0.95
 
 
+class ConstantField(torch.nn.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.value = torch.nn.Parameter(value)
+
+    def forward(self, x, t):
+        return self.value.expand_as(x)
+
+
 def test_reverse_run_is_compared_with_the_forward_process_at_the_same_t():
-    """Muon events and the zero model: its reverse run is uniform phase space at every t, the forward
-    process moves the muon events to uniform; the two agree at the noise end and differ at the data end."""
+    """Muon events and a model of constant velocity: its reverse run starts at uniform phase space and
+    drifts away from it, the forward process moves the muon events to uniform; the two agree at the
+    noise end and differ at the data end."""
     sqrt_s = 91.19
     events = MuonDecay(sqrt_s=sqrt_s).sample(6000, seed=2)
     model = untrained(3, sqrt_s=sqrt_s, target="muon")
+    model.net = ConstantField(torch.tensor([[1.5, 0.0, 0.0], [0.0, 0.0, 0.0], [-1.0, 0.5, 0.0]]))
     settings = EmergenceSettings(events=3000, times=(0.3,), trajectory=3, replicas=20, steps=4, progress=False)
     metrics = analyse_emergence(model, events[:3000], events[3000:], labelled=True, settings=settings)
     reverse = metrics["reverse"]

@@ -171,7 +171,8 @@ def analyse_emergence(model: GenerativeModel, originals: Tensor, reference: Tens
     device = next(model.net.parameters()).device
     states = model.space.encode(originals.to(torch.float64), generator).to(device)
     noise = model.noise_prior(max(len(originals), 20000), generator, device)
-    speciation = speciation_estimate(model.process, states, noise, generator, directions=settings.directions)
+    speciation = speciation_estimate(model.process, states, noise, generator, directions=settings.directions,
+                                     replicas=replicas, rng=rng)
 
     # the unconditional reverse run against the exact forward process
     with progress_bar(total=1, unit="run", desc="reverse run", enable=settings.progress) as bar:
@@ -202,7 +203,8 @@ def analyse_emergence(model: GenerativeModel, originals: Tensor, reference: Tens
     rows += [{"quantity": f"correlation {name}", "t": c.crossing[0], "low": c.crossing[1], "high": c.crossing[2],
               "limit": 0.0} for name, c in correlation.items() if c.crossing is not None]
     rows += [{"quantity": f"speciation {k + 1} (lambda {speciation.eigenvalues[k]:.3g})", "t": float(t),
-              "low": None, "high": None, "limit": None} for k, t in enumerate(speciation.times)]
+              "low": float(speciation.times_low[k]), "high": float(speciation.times_high[k]), "limit": None}
+             for k, t in enumerate(speciation.times)]
     return {
         "model": model.config.model, "target": model.config.target, "n_particles": model.config.n_particles,
         "settings": {k: v for k, v in asdict(settings).items() if k != "progress"},

@@ -81,9 +81,13 @@ def speciation_plot(speciation: Speciation, path: str | os.PathLike[str], *, tit
     left.set_ylabel("lambda (data / noise-end variance)")
     for k, a in enumerate(speciation.retention):
         right.semilogy(speciation.grid, np.clip(a * a * values[k], 1e-6, None), color=_colour(k),
-                       label=f"direction {k + 1}")
+                       label=f"direction {k + 1} (lambda {values[k]:.3g})")
+        right.fill_between(speciation.grid, np.clip(speciation.ratio_low[k], 1e-6, None),
+                           np.clip(speciation.ratio_high[k], 1e-6, None), color=_colour(k), alpha=0.2, lw=0)
         if np.isfinite(speciation.times[k]):
             right.axvline(speciation.times[k], color=_colour(k), ls="--", lw=0.8)
+            if np.isfinite(speciation.times_low[k]):
+                right.axvspan(speciation.times_low[k], speciation.times_high[k], color=_colour(k), alpha=0.1)
     right.axhline(1, color="grey", ls=":")
     right.set_xlabel("t")
     right.set_ylabel("a(t)^2 lambda")

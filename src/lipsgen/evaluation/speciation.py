@@ -17,10 +17,13 @@ generally:
 
 Directions with lambda <= 1 carry no more variance than the noise: they have no speciation time.
 Later eigen-directions give later (smaller t) stages (Achilli, Benedetti, Biroli, Mezard, arXiv:2602.04404).
+Errors: bootstrap replicas resample the data events (with their forward states) and the noise-end
+states, with the directions held fixed.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,30 +33,41 @@ import torch
 from torch import Tensor
 
 from ..models.processes import Process
-from .uturn import array_of, json_list
+from .uturn import BAND, array_of, json_list
 
-__all__ = ["Speciation", "covariance_spectrum", "signal_retention", "crossing_times", "speciation_estimate"]
+__all__ = ["Speciation", "covariance_spectrum", "forward_projections", "crossing_times", "speciation_estimate"]
 
 
 @dataclass(frozen=True)
 class Speciation:
-    """``eigenvalues`` (d,) descending; for the leading ``k`` directions: ``times`` (k,) t_S (NaN:
-    none), ``grid`` (T,) and ``retention`` (k, T) the measured a_e(t)."""
+    """``eigenvalues`` (d,) descending; for the leading ``k`` directions: ``times`` (k,) t_S (NaN: none)
+    with their bootstrap interval ``times_low``/``times_high`` (k,); on the ``grid`` (T,) of t the
+    measured ``retention`` a_e(t) (k, T) and the band ``ratio_low``/``ratio_high`` (k, T) of a_e(t)^2 lambda_e."""
 
     eigenvalues: np.ndarray
     times: np.ndarray
+    times_low: np.ndarray
+    times_high: np.ndarray
     grid: np.ndarray
     retention: np.ndarray
+    ratio_low: np.ndarray
+    ratio_high: np.ndarray
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able: arrays as lists, NaN as None."""
-        return {"eigenvalues": json_list(self.eigenvalues), "times": json_list(self.times),
-                "grid": json_list(self.grid), "retention": [json_list(row) for row in self.retention]}
+        """JSON-able: arrays as lists (rows for (k, T) arrays), NaN as None."""
+        out: dict[str, Any] = {}
+        for name, value in vars(self).items():
+            out[name] = [json_list(row) for row in value] if value.ndim == 2 else json_list(value)
+        return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Speciation:
-        return cls(array_of(values["eigenvalues"]), array_of(values["times"]), array_of(values["grid"]),
-                   np.array([array_of(row) for row in values["retention"]]).reshape(-1, len(values["grid"])))
+        def array(value: list) -> np.ndarray:
+            if value and isinstance(value[0], list):  # (k, T) rows
+                return np.array([array_of(row) for row in value])
+            return array_of(value)
+
+        return cls(**{name: array(values[name]) for name in cls.__dataclass_fields__})
 
 
 def _covariance(x: np.ndarray) -> np.ndarray:
@@ -73,21 +87,24 @@ def covariance_spectrum(data: Tensor, noise: Tensor) -> tuple[np.ndarray, np.nda
     return values[order], vectors[:, order]
 
 
-def signal_retention(process: Process, data: Tensor, directions: np.ndarray, grid: np.ndarray,
-                     generator: torch.Generator) -> np.ndarray:
-    """``a_e(t)`` (k, T) for the columns e of ``directions`` (d, k) at the times ``grid`` (T,): the
-    regression coefficient of e·x_t on e·x_0 under the forward process from the data states (n, ...)."""
+def forward_projections(process: Process, data: Tensor, directions: np.ndarray, grid: np.ndarray,
+                        generator: torch.Generator) -> np.ndarray:
+    """``e·x_t`` (T, n, k) for the columns e of ``directions`` (d, k), the data states (n, ...) run
+    forward by ``process`` to each t of ``grid`` (T,) (t = 0: the data)."""
     x0 = data.detach()
     e = torch.as_tensor(directions, dtype=torch.float64, device=x0.device)
-    p0 = x0.to(torch.float64).flatten(1) @ e
-    p0 = p0 - p0.mean(dim=0)
-    out = np.empty((e.shape[1], len(grid)))
+    out = np.empty((len(grid), len(x0), e.shape[1]))
     for column, t in enumerate(grid):
         xt = x0 if t == 0 else process.noise(x0, float(t), generator)
-        pt = xt.to(torch.float64).flatten(1) @ e
-        pt = pt - pt.mean(dim=0)
-        out[:, column] = ((pt * p0).sum(dim=0) / p0.square().sum(dim=0)).cpu().numpy()
+        out[column] = (xt.to(torch.float64).flatten(1) @ e).cpu().numpy()
     return out
+
+
+def _retention(projections: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """a_e(t) (k, T) from forward projections (T, n, k) and the data's own (n, k)."""
+    centred_start = start - start.mean(axis=0)
+    centred = projections - projections.mean(axis=1, keepdims=True)
+    return ((centred * centred_start).sum(axis=1) / (centred_start**2).sum(axis=0)).T
 
 
 def crossing_times(eigenvalues: np.ndarray, grid: np.ndarray, retention: np.ndarray) -> np.ndarray:
@@ -108,11 +125,31 @@ def crossing_times(eigenvalues: np.ndarray, grid: np.ndarray, retention: np.ndar
 
 
 def speciation_estimate(process: Process, data: Tensor, noise: Tensor, generator: torch.Generator, *,
-                        directions: int = 3, grid: np.ndarray | None = None) -> Speciation:
+                        directions: int = 3, grid: np.ndarray | None = None, replicas: int = 100,
+                        rng: np.random.Generator | None = None) -> Speciation:
     """The speciation times of the ``directions`` leading eigen-directions of data states (n, ...)
-    against noise-end states (m, ...), for ``process``'s forward run (see the module's docstring)."""
-    grid = np.linspace(0.0, 1.0, 101) if grid is None else np.asarray(grid, dtype=np.float64)
+    against noise-end states (m, ...), for ``process``'s forward run (see the module's docstring),
+    with ``replicas`` bootstrap replicas."""
+    grid = np.union1d([0.0], np.linspace(0.0, 1.0, 101) if grid is None else np.asarray(grid, dtype=np.float64))
+    rng = np.random.default_rng(0) if rng is None else rng
     values, vectors = covariance_spectrum(data, noise)
     k = min(directions, len(values))
-    retention = signal_retention(process, data, vectors[:, :k], grid, generator)
-    return Speciation(values, crossing_times(values[:k], grid, retention), grid, retention)
+    projections = forward_projections(process, data, vectors[:, :k], grid, generator)  # (T, n, k)
+    start = projections[0]  # t = 0: the data
+    noise_projections = noise.detach().to("cpu", torch.float64).flatten(1).numpy() @ vectors[:, :k]
+    retention = _retention(projections, start)
+    times = crossing_times(values[:k], grid, retention)
+    replica_times, replica_ratios = [], []
+    for _ in range(replicas):
+        index = rng.integers(0, len(start), len(start))
+        noise_index = rng.integers(0, len(noise_projections), len(noise_projections))
+        lam = start[index].var(axis=0, ddof=1) / noise_projections[noise_index].var(axis=0, ddof=1)
+        a = _retention(projections[:, index], start[index])
+        replica_times.append(crossing_times(lam, grid, a))
+        replica_ratios.append(a * a * lam[:, None])
+    with warnings.catch_warnings():  # a direction without a crossing in any replica: NaN, as it should be
+        warnings.simplefilter("ignore", RuntimeWarning)
+        times_low, times_high = np.nanpercentile(np.array(replica_times), BAND, axis=0)
+    ratio_low, ratio_high = np.percentile(np.array(replica_ratios), BAND, axis=0)
+    return Speciation(values, times, np.asarray(times_low), np.asarray(times_high), grid, retention, ratio_low,
+                      ratio_high)

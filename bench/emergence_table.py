@@ -1,0 +1,57 @@
+"""The emergence-times table of docs/results.md from ``lipsgen emergence`` folders.
+
+    python bench/emergence_table.py muon/fm-z-emergence qqg/fm-z-emergence ...
+
+One row per folder: the t at which each structure's U-turn keep probability is half-way between 1 and
+its independent-events value, and each selected observable's rank correlation half-way to 0 (value
+and half the 68% bootstrap interval), then the speciation estimate of the leading direction with its
+eigenvalue. Larger t: decided earlier in the reverse run (which runs from t = 1 to t = 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+STRUCTURES = ("hardest", "energy_ordering", "most_collinear_pair", "jet_multiplicity", "thrust_hemispheres")
+# observables shown (the first present of each group: labelled or sorted names)
+OBSERVABLES = (("x_1", "x_sorted_1"), ("log10_min_y",), ("thrust",))
+
+
+def _entry(crossing: list | None) -> str:
+    if not crossing or crossing[0] is None:
+        return "-"
+    t, low, high = crossing
+    return f"{t:.3f}" if low is None else f"{t:.3f} ± {(high - low) / 2:.3f}"
+
+
+def row(folder: Path) -> str:
+    metrics = json.loads((folder / "metrics.json").read_text())
+    keep = metrics["uturn"]["keep"]
+    correlation = metrics["uturn"]["correlation"]
+    cells = [metrics["target"], metrics["model"]]
+    cells += [_entry(keep[name]["crossing"]) + f" ({keep[name]['limit']:.2f})" for name in STRUCTURES]
+    for group in OBSERVABLES:
+        name = next((n for n in group if n in correlation), None)
+        cells.append("-" if name is None else _entry(correlation[name]["crossing"]))
+    speciation = metrics["speciation"]
+    t_s = speciation["times"][0]
+    cells.append(("-" if t_s is None else f"{t_s:.3f}") + f" (λ {speciation['eigenvalues'][0]:.2f})")
+    return "| " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", type=Path, nargs="+", help="lipsgen emergence output folders")
+    args = parser.parse_args()
+    header = (["target", "model"] + [f"keep {s} (indep.)" for s in STRUCTURES]
+              + ["corr x_1 (sorted)", "corr log10 min y", "corr thrust", "speciation t_S1"])
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * 2 + "---:|" * (len(header) - 2))
+    for folder in args.folders:
+        print(row(folder))
+
+
+if __name__ == "__main__":
+    main()
