@@ -234,6 +234,8 @@ def test_reverse_run_is_compared_with_the_forward_process_at_the_same_t():
     assert reverse["t"] == [0.0, 0.5, 1.0]
     w1 = reverse["w1"]["x_3"]
     assert w1["value"][0] > 3 * max(w1["value"][-1], w1["high"][-1] - w1["low"][-1])
+    floor = reverse["w1_floor"]["x_3"]  # independent muon events run forward: the same law at every t
+    assert max(floor["value"]) < w1["value"][0] / 3
     # the U-turn marginals: the results at t = 1 are uniform events, far from the muon data
     uturn_w1 = metrics["uturn"]["w1"]["x_3"]
     assert metrics["uturn"]["keep"]["hardest"]["t"] == [0.3, 1.0]

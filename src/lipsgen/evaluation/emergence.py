@@ -187,6 +187,12 @@ def analyse_emergence(model: GenerativeModel, originals: Tensor, reference: Tens
     forward_obs = [emergence_observables(e, labelled=labelled) for e in forward_events]
     reverse_w1 = {name: distance_curve(np.empty(0), [o[name] for o in reverse_obs], run_times, replicas=replicas,
                                        rng=rng, references=[o[name] for o in forward_obs]) for name in names}
+    # the statistical floor: the independent reference events run forward, against the originals run forward
+    reference_states = model.space.encode(reference.to(torch.float64), generator).to(device)
+    floor_obs = [emergence_observables(_forward_events(model, reference_states, float(t), generator),
+                                       labelled=labelled) for t in run_times]
+    floor_w1 = {name: distance_curve(np.empty(0), [o[name] for o in floor_obs], run_times, replicas=replicas,
+                                     rng=rng, references=[o[name] for o in forward_obs]) for name in names}
     reverse_matrices = [_correlation_matrix(o) for o in reverse_obs]
     forward_matrices = [_correlation_matrix(o) for o in forward_obs]
     pairs = _pairs_of(names)
@@ -213,6 +219,7 @@ def analyse_emergence(model: GenerativeModel, originals: Tensor, reference: Tens
                   "w1": {k: c.to_dict() for k, c in w1.items()}},
         "speciation": speciation.to_dict(),
         "reverse": {"t": run_times.tolist(), "w1": {k: c.to_dict() for k, c in reverse_w1.items()},
+                    "w1_floor": {k: c.to_dict() for k, c in floor_w1.items()},
                     "observables": names,
                     "correlation_reverse": [np.nan_to_num(m).tolist() for m in reverse_matrices],
                     "correlation_forward": [np.nan_to_num(m).tolist() for m in forward_matrices],
@@ -255,7 +262,8 @@ def write_emergence(metrics: dict[str, Any], out: str | os.PathLike[str]) -> lis
                                title=f"U-turns, {title}: marginals", marks=marks, log=True))
     reverse = metrics["reverse"]
     written.append(curves_plot(_curves(reverse["w1"]), out / "reverse_w1.png", ylabel="W1(reverse run, forward)",
-                               title=f"reverse run vs forward process, {title}", log=True))
+                               title=f"reverse run vs forward process, {title} (dotted: independent data, forward)",
+                               log=True, floors=_curves(reverse["w1_floor"])))
     pairs = {name: (_curves(sides)["reverse"], _curves(sides)["forward"]) for name, sides in reverse["pairs"].items()}
     written.append(correlation_pairs_plot(pairs, out / "reverse_correlations.png", title=title))
     written.append(speciation_plot(speciation, out / "speciation.png", title=title))

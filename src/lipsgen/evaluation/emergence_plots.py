@@ -7,15 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import _COLOURS, _save, plt
+from .plots import _save, plt
 from .speciation import Speciation
 from .uturn import Curve
 
 __all__ = ["curves_plot", "correlation_pairs_plot", "speciation_plot"]
 
 
-def _colour(k: int) -> str:
-    return _COLOURS[k % len(_COLOURS)]
+def _colour(k: int) -> tuple[float, ...]:
+    """Ten distinct colours (tab10); curves beyond ten change their line style instead."""
+    return tuple(plt.get_cmap("tab10")(k % 10))
 
 
 def _mark_times(ax: plt.Axes, marks: dict[str, float]) -> None:
@@ -24,15 +25,19 @@ def _mark_times(ax: plt.Axes, marks: dict[str, float]) -> None:
 
 
 def curves_plot(curves: dict[str, Curve], path: str | os.PathLike[str], *, ylabel: str, title: str,
-                marks: dict[str, float] | None = None, limits: bool = False, log: bool = False) -> Path:
+                marks: dict[str, float] | None = None, limits: bool = False, log: bool = False,
+                floors: dict[str, Curve] | None = None) -> Path:
     """Each curve against t with its band; ``limits`` also draws each curve's independent-events value
-    (dotted) and marks its half-way crossing; ``marks``: vertical lines at named times (speciation)."""
+    (dotted) and marks its half-way crossing; ``marks``: vertical lines at named times (speciation);
+    ``floors``: the same quantity between independent samples (dotted), by name."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     linestyles = ["-", "--", "-.", ":"]
     for k, (name, c) in enumerate(curves.items()):
-        colour, ls = _colour(k), linestyles[(k // len(_COLOURS)) % len(linestyles)]
+        colour, ls = _colour(k), linestyles[(k // 10) % len(linestyles)]
         ax.plot(c.times, c.value, color=colour, ls=ls, marker=".", label=name)
         ax.fill_between(c.times, c.low, c.high, color=colour, alpha=0.2, lw=0)
+        if floors and name in floors:
+            ax.plot(floors[name].times, floors[name].value, color=colour, ls=":", lw=0.8)
         if limits and c.limit is not None:
             ax.axhline(c.limit, color=colour, ls=":", lw=0.8)
         if limits and c.crossing is not None and np.isfinite(c.crossing[0]):
