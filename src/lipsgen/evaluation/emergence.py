@@ -35,7 +35,16 @@ from .emergence_plots import correlation_pairs_plot, curves_plot, speciation_plo
 from .observables import event_observables
 from .speciation import Speciation, speciation_estimate
 from .structures import STRUCTURES, event_structures
-from .uturn import BAND, Curve, correlation_curve, distance_curve, keep_curve, rank_correlation, uturn_events
+from .uturn import (
+    BAND,
+    Curve,
+    correlation_curve,
+    distance_curve,
+    json_list,
+    keep_curve,
+    rank_correlation,
+    uturn_events,
+)
 
 __all__ = ["EmergenceSettings", "emergence_observables", "analyse_emergence", "write_emergence",
            "check_emergence_model", "DEFAULT_TIMES", "EMERGENCE_FILES"]
@@ -145,54 +154,74 @@ def analyse_emergence(model: GenerativeModel, originals: Tensor, reference: Tens
     """Every measurement of the module on ``originals`` (n, N, 4), with ``reference`` (m, N, 4)
     independent events of the same target for the marginals' distances. Returns the metrics (JSON-able)."""
     check_emergence_model(model)
-    generator = torch.Generator(device=next(model.net.parameters()).device).manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    times = np.array(settings.times)
-    replicas = settings.replicas
-
-    # U-turns
-    results = uturn_events(model, originals, settings.times, generator, steps=settings.steps,
-                           solver=settings.solver, batch_size=settings.batch_size, progress=settings.progress)
-    structures_before = event_structures(originals, jet_ycut=settings.jet_ycut)
-    structures_after = [event_structures(r, jet_ycut=settings.jet_ycut) for r in results]
-    keep = {name: keep_curve(structures_before[name], [s[name] for s in structures_after], times,
-                             independent=structures_after[-1][name], replicas=replicas, rng=rng)
-            for name in STRUCTURES}
-    observed_before = emergence_observables(originals, labelled=labelled)
-    observed_after = [emergence_observables(r, labelled=labelled) for r in results]
-    observed_reference = emergence_observables(reference, labelled=labelled)
-    names = list(observed_before)
-    correlation = {name: correlation_curve(observed_before[name], [o[name] for o in observed_after], times,
-                                           replicas=replicas, rng=rng) for name in names}
-    w1 = {name: distance_curve(observed_reference[name], [o[name] for o in observed_after], times,
-                               replicas=replicas, rng=rng) for name in names}
-
-    # speciation estimate in the model's coordinates
     device = next(model.net.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    uturn = _uturn_metrics(model, originals, reference, labelled, settings, generator, rng)
     states = model.space.encode(originals.to(torch.float64), generator).to(device)
     noise = model.noise_prior(max(len(originals), 20000), generator, device)
     speciation = speciation_estimate(model.process, states, noise, generator, directions=settings.directions,
-                                     replicas=replicas, rng=rng)
+                                     replicas=settings.replicas, rng=rng)
+    reverse = _reverse_metrics(model, states, reference, labelled, settings, generator, rng)
+    rows = [{"quantity": f"{kind} {name}", "t": c["crossing"][0], "low": c["crossing"][1], "high": c["crossing"][2],
+             "limit": c["limit"]} for kind, section in (("keep", uturn["keep"]), ("correlation", uturn["correlation"]))
+            for name, c in section.items() if c["crossing"] is not None]
+    rows += [{"quantity": f"speciation {k + 1} (lambda {speciation.eigenvalues[k]:.3g})", "t": t,
+              "low": low, "high": high, "limit": None}
+             for k, (t, low, high) in enumerate(zip(*(json_list(v) for v in (speciation.times, speciation.times_low,
+                                                                              speciation.times_high))))]
+    return {"model": model.config.model, "target": model.config.target, "n_particles": model.config.n_particles,
+            "settings": {k: v for k, v in asdict(settings).items() if k != "progress"},
+            "uturn": uturn, "speciation": speciation.to_dict(), "reverse": reverse, "emergence_times": rows}
 
-    # the unconditional reverse run against the exact forward process
+
+def _uturn_metrics(model: GenerativeModel, originals: Tensor, reference: Tensor, labelled: bool,
+                   settings: EmergenceSettings, generator: torch.Generator, rng: np.random.Generator) -> dict:
+    """Keep probabilities, correlations and marginal distances of U-turns from ``originals``."""
+    times, replicas = np.array(settings.times), settings.replicas
+    results = uturn_events(model, originals, settings.times, generator, steps=settings.steps,
+                           solver=settings.solver, batch_size=settings.batch_size, progress=settings.progress)
+    before = event_structures(originals, jet_ycut=settings.jet_ycut)
+    after = [event_structures(r, jet_ycut=settings.jet_ycut) for r in results]
+    keep = {name: keep_curve(before[name], [s[name] for s in after], times, independent=after[-1][name],
+                             replicas=replicas, rng=rng) for name in STRUCTURES}
+    observed = emergence_observables(originals, labelled=labelled)
+    observed_after = [emergence_observables(r, labelled=labelled) for r in results]
+    observed_reference = emergence_observables(reference, labelled=labelled)
+    correlation = {name: correlation_curve(observed[name], [o[name] for o in observed_after], times,
+                                           replicas=replicas, rng=rng) for name in observed}
+    w1 = {name: distance_curve(observed_reference[name], [o[name] for o in observed_after], times,
+                               replicas=replicas, rng=rng) for name in observed}
+    return {"keep": {k: c.to_dict() for k, c in keep.items()},
+            "correlation": {k: c.to_dict() for k, c in correlation.items()},
+            "w1": {k: c.to_dict() for k, c in w1.items()}}
+
+
+def _reverse_metrics(model: GenerativeModel, states: Tensor, reference: Tensor, labelled: bool,
+                     settings: EmergenceSettings, generator: torch.Generator, rng: np.random.Generator) -> dict:
+    """The unconditional reverse run against the data ``states`` (n, N, 3) run forward to the same t;
+    the independent ``reference`` events run forward give the statistical floor of the comparison."""
+    replicas = settings.replicas
     with progress_bar(total=1, unit="run", desc="reverse run", enable=settings.progress) as bar:
-        run = model.sample(len(originals), generator=generator, steps=settings.steps, solver=settings.solver,
+        run = model.sample(len(states), generator=generator, steps=settings.steps, solver=settings.solver,
                            trajectory=settings.trajectory)
         bar.update(1)
     assert run.trajectory is not None and run.times is not None
     run_times = run.times.numpy()[::-1].copy()  # increasing, data end first
-    reverse_events = [run.trajectory[k].cpu() for k in range(len(run_times))][::-1]
-    forward_events = [_forward_events(model, states, float(t), generator) for t in run_times]
-    reverse_obs = [emergence_observables(e, labelled=labelled) for e in reverse_events]
-    forward_obs = [emergence_observables(e, labelled=labelled) for e in forward_events]
-    reverse_w1 = {name: distance_curve(np.empty(0), [o[name] for o in reverse_obs], run_times, replicas=replicas,
-                                       rng=rng, references=[o[name] for o in forward_obs]) for name in names}
-    # the statistical floor: the independent reference events run forward, against the originals run forward
-    reference_states = model.space.encode(reference.to(torch.float64), generator).to(device)
-    floor_obs = [emergence_observables(_forward_events(model, reference_states, float(t), generator),
-                                       labelled=labelled) for t in run_times]
-    floor_w1 = {name: distance_curve(np.empty(0), [o[name] for o in floor_obs], run_times, replicas=replicas,
-                                     rng=rng, references=[o[name] for o in forward_obs]) for name in names}
+    reverse_obs = [emergence_observables(run.trajectory[k].cpu(), labelled=labelled)
+                   for k in range(len(run_times))][::-1]
+    forward_obs = [emergence_observables(_forward_events(model, states, float(t), generator), labelled=labelled)
+                   for t in run_times]
+    names = list(forward_obs[0])
+
+    def distances(series: list[dict[str, np.ndarray]]) -> dict[str, dict]:
+        return {name: distance_curve(np.empty(0), [o[name] for o in series], run_times, replicas=replicas, rng=rng,
+                                     references=[o[name] for o in forward_obs]).to_dict() for name in names}
+
+    reverse_w1 = distances(reverse_obs)
+    reference_states = model.space.encode(reference.to(torch.float64), generator).to(states.device)
+    floor_w1 = distances([emergence_observables(_forward_events(model, reference_states, float(t), generator),
+                                                labelled=labelled) for t in run_times])
     reverse_matrices = [_correlation_matrix(o) for o in reverse_obs]
     forward_matrices = [_correlation_matrix(o) for o in forward_obs]
     pairs = _pairs_of(names)
@@ -200,34 +229,15 @@ def analyse_emergence(model: GenerativeModel, originals: Tensor, reference: Tens
     contrast = [abs(forward_matrices[0][a, b] - forward_matrices[-1][a, b]) for a, b in pairs]
     shown = [pairs[i] for i in np.argsort(np.nan_to_num(contrast, nan=-1.0))[::-1][:_SHOWN_PAIRS]]
     pair_curves = {f"{names[a]} / {names[b]}": {
-        "reverse": _pair_curve(reverse_obs, names[a], names[b], run_times, replicas, rng),
-        "forward": _pair_curve(forward_obs, names[a], names[b], run_times, replicas, rng)} for a, b in shown}
-    gap = [float(np.nanmax(np.abs(r - f))) for r, f in zip(reverse_matrices, forward_matrices)]
-
-    rows = [{"quantity": f"keep {name}", "t": c.crossing[0], "low": c.crossing[1], "high": c.crossing[2],
-             "limit": c.limit} for name, c in keep.items() if c.crossing is not None]
-    rows += [{"quantity": f"correlation {name}", "t": c.crossing[0], "low": c.crossing[1], "high": c.crossing[2],
-              "limit": 0.0} for name, c in correlation.items() if c.crossing is not None]
-    rows += [{"quantity": f"speciation {k + 1} (lambda {speciation.eigenvalues[k]:.3g})", "t": float(t),
-              "low": float(speciation.times_low[k]), "high": float(speciation.times_high[k]), "limit": None}
-             for k, t in enumerate(speciation.times)]
-    return {
-        "model": model.config.model, "target": model.config.target, "n_particles": model.config.n_particles,
-        "settings": {k: v for k, v in asdict(settings).items() if k != "progress"},
-        "uturn": {"keep": {k: c.to_dict() for k, c in keep.items()},
-                  "correlation": {k: c.to_dict() for k, c in correlation.items()},
-                  "w1": {k: c.to_dict() for k, c in w1.items()}},
-        "speciation": speciation.to_dict(),
-        "reverse": {"t": run_times.tolist(), "w1": {k: c.to_dict() for k, c in reverse_w1.items()},
-                    "w1_floor": {k: c.to_dict() for k, c in floor_w1.items()},
-                    "observables": names,
-                    "correlation_reverse": [np.nan_to_num(m).tolist() for m in reverse_matrices],
-                    "correlation_forward": [np.nan_to_num(m).tolist() for m in forward_matrices],
-                    "largest_correlation_gap": gap,
-                    "pairs": {k: {side: c.to_dict() for side, c in v.items()} for k, v in pair_curves.items()}},
-        "emergence_times": [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
-                            for r in rows],
-    }
+        "reverse": _pair_curve(reverse_obs, names[a], names[b], run_times, replicas, rng).to_dict(),
+        "forward": _pair_curve(forward_obs, names[a], names[b], run_times, replicas, rng).to_dict()}
+        for a, b in shown}
+    return {"t": run_times.tolist(), "w1": reverse_w1, "w1_floor": floor_w1, "observables": names,
+            "correlation_reverse": [np.nan_to_num(m).tolist() for m in reverse_matrices],
+            "correlation_forward": [np.nan_to_num(m).tolist() for m in forward_matrices],
+            "largest_correlation_gap": [float(np.nanmax(np.abs(r - f)))
+                                        for r, f in zip(reverse_matrices, forward_matrices)],
+            "pairs": pair_curves}
 
 
 def _curves(section: dict[str, dict]) -> dict[str, Curve]:
