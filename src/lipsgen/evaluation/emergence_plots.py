@@ -80,7 +80,9 @@ def speciation_plot(speciation: Speciation, path: str | os.PathLike[str], *, tit
     directions; each crosses 1 at its speciation time."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     values = speciation.eigenvalues
-    left.semilogy(np.arange(1, len(values) + 1), np.clip(values, 1e-6, None), "o", ms=3)
+    left.plot(np.arange(1, len(values) + 1), values, "o", ms=3)
+    if values.min() > 0 and values.max() / values.min() > 10:
+        left.set_yscale("log")
     left.axhline(1, color="grey", ls=":")
     left.set_xlabel("eigen-direction")
     left.set_ylabel("lambda (data / noise-end variance)")
