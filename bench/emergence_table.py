@@ -14,30 +14,37 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
+from lipsgen.evaluation.speciation import Speciation
+
 STRUCTURES = ("hardest", "energy_ordering", "most_collinear_pair", "jet_multiplicity", "thrust_hemispheres")
 # observables shown (the first present of each group: labelled or sorted names)
 OBSERVABLES = (("x_1", "x_sorted_1"), ("log10_min_y",), ("thrust",))
 
 
-def _entry(crossing: list | None) -> str:
+def _entry(crossing: list | None, speciation: Speciation) -> str:
+    """t ± half the 68% interval, and [log10 of the forward process's SNR at t: the common clock]."""
     if not crossing or crossing[0] is None:
         return "-"
     t, low, high = crossing
-    return f"{t:.3f}" if low is None else f"{t:.3f} ± {(high - low) / 2:.3f}"
+    clock = f" [{speciation.log_snr_at(t):+.2f}]"
+    return (f"{t:.3f}" if low is None else f"{t:.3f} ± {(high - low) / 2:.3f}") + clock
 
 
 def row(folder: Path) -> str:
     metrics = json.loads((folder / "metrics.json").read_text())
+    speciation = Speciation.from_dict(metrics["speciation"])
     keep = metrics["uturn"]["keep"]
     correlation = metrics["uturn"]["correlation"]
     cells = [metrics["target"], metrics["model"]]
-    cells += [_entry(keep[name]["crossing"]) + f" ({keep[name]['limit']:.2f})" for name in STRUCTURES]
+    cells += [_entry(keep[name]["crossing"], speciation) + f" ({keep[name]['limit']:.2f})" for name in STRUCTURES]
     for group in OBSERVABLES:
         name = next((n for n in group if n in correlation), None)
-        cells.append("-" if name is None else _entry(correlation[name]["crossing"]))
-    speciation = metrics["speciation"]
-    t_s = speciation["times"][0]
-    cells.append(("-" if t_s is None else f"{t_s:.3f}") + f" (λ {speciation['eigenvalues'][0]:.2f})")
+        cells.append("-" if name is None else _entry(correlation[name]["crossing"], speciation))
+    t_s = [speciation.times[0], speciation.times_low[0], speciation.times_high[0]]
+    cells.append(_entry(t_s, speciation).replace(" [", f" (λ {speciation.eigenvalues[0]:.2f}) [")
+                 if np.isfinite(t_s[0]) else f"- (λ {speciation.eigenvalues[0]:.2f})")
     return "| " + " | ".join(cells) + " |"
 
 

@@ -190,6 +190,11 @@ def test_speciation_times_have_the_closed_forms(process):
     assert result.times[:2] == pytest.approx(expected, abs=0.01)
     assert (result.times_low[:2] <= result.times[:2]).all() and (result.times[:2] <= result.times_high[:2]).all()
     assert (result.times_high - result.times_low)[:2].max() < 0.02
+    # the common clock: SNR alpha^2 / sigma^2 (VP: sigma^2 = 1 - alpha^2) or (1 - t)^2 / t^2 (flow matching)
+    snr = (lambda a: a * a / (1 - a * a))(float(proc.alpha_sigma(torch.tensor(0.3))[0])) if process == "vp" else (
+        0.7**2 / 0.3**2)
+    assert result.log_snr_at(0.3) == pytest.approx(math.log10(snr), abs=0.03)
+    assert result.log_snr_at(0.3, direction=1) == pytest.approx(math.log10(snr), abs=0.03)
     # the third direction carries the noise end's variance: nothing to decide there
     assert math.isnan(result.times[2]) or result.times[2] < 0.05
 

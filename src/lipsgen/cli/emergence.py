@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     for row in metrics["emergence_times"]:
         t = "not reached" if row["t"] is None else f"{row['t']:.3f}"
         band = "" if row["low"] is None else f" [{row['low']:.3f}, {row['high']:.3f}]"
-        print(f"{row['quantity']}: t = {t}{band}", file=sys.stderr)
+        kept = "" if row["log10_snr"] is None else f" (log10 SNR of the forward process {row['log10_snr']:.2f})"
+        print(f"{row['quantity']}: t = {t}{band}{kept}", file=sys.stderr)
     print(f"wrote {args.out / 'metrics.json'}, emergence_times.csv and plots")
     return 0

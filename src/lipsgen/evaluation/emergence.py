@@ -170,6 +170,8 @@ def analyse_emergence(model: GenerativeModel, originals: Tensor, reference: Tens
               "low": low, "high": high, "limit": None}
              for k, (t, low, high) in enumerate(zip(*(json_list(v) for v in (speciation.times, speciation.times_low,
                                                                               speciation.times_high))))]
+    for row in rows:  # the common clock: the forward process's signal-to-noise ratio at t
+        row["log10_snr"] = json_list([speciation.log_snr_at(np.nan if row["t"] is None else row["t"])])[0]
     return {"model": model.config.model, "target": model.config.target, "n_particles": model.config.n_particles,
             "settings": {k: v for k, v in asdict(settings).items() if k != "progress"},
             "uturn": uturn, "speciation": speciation.to_dict(), "reverse": reverse, "emergence_times": rows}
@@ -254,7 +256,7 @@ def write_emergence(metrics: dict[str, Any], out: str | os.PathLike[str]) -> lis
         tmp.write_text(json.dumps(metrics, indent=1))
     written.append(out / "metrics.json")
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["quantity", "t", "low", "high", "limit"])
+    writer = csv.DictWriter(buffer, fieldnames=["quantity", "t", "low", "high", "limit", "log10_snr"])
     writer.writeheader()
     writer.writerows(metrics["emergence_times"])
     with atomic_output(out / "emergence_times.csv") as tmp:

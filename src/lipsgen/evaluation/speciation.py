@@ -42,7 +42,8 @@ __all__ = ["Speciation", "covariance_spectrum", "forward_projections", "crossing
 class Speciation:
     """``eigenvalues`` (d,) descending; for the leading ``k`` directions: ``times`` (k,) t_S (NaN: none)
     with their bootstrap interval ``times_low``/``times_high`` (k,); on the ``grid`` (T,) of t the
-    measured ``retention`` a_e(t) (k, T) and the band ``ratio_low``/``ratio_high`` (k, T) of a_e(t)^2 lambda_e."""
+    measured ``retention`` a_e(t) (k, T), the ``log_snr`` (k, T) (:meth:`log_snr_at`) and the band
+    ``ratio_low``/``ratio_high`` (k, T) of a_e(t)^2 lambda_e."""
 
     eigenvalues: np.ndarray
     times: np.ndarray
@@ -50,6 +51,7 @@ class Speciation:
     times_high: np.ndarray
     grid: np.ndarray
     retention: np.ndarray
+    log_snr: np.ndarray
     ratio_low: np.ndarray
     ratio_high: np.ndarray
 
@@ -59,6 +61,16 @@ class Speciation:
         for name, value in vars(self).items():
             out[name] = [json_list(row) for row in value] if value.ndim == 2 else json_list(value)
         return out
+
+    def log_snr_at(self, t: float, direction: int = 0) -> float:
+        """log10 of the forward process's signal-to-noise ratio ``a_e(t)^2 / v_e(t)`` along a leading
+        direction at t (v_e: the variance the process has added, in units of the noise end's),
+        interpolated on the grid: a clock common to all processes (for Gaussian paths the schedule's
+        alpha^2 / sigma^2, which fixes the noised law whatever the time variable)."""
+        if not np.isfinite(t):
+            return float("nan")
+        positive = self.grid > 0
+        return float(np.interp(t, self.grid[positive], self.log_snr[direction][positive]))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Speciation:
@@ -107,6 +119,16 @@ def _retention(projections: np.ndarray, start: np.ndarray) -> np.ndarray:
     return ((centred * centred_start).sum(axis=1) / (centred_start**2).sum(axis=0)).T
 
 
+def _log_snr(projections: np.ndarray, start: np.ndarray, noise_projections: np.ndarray,
+             retention: np.ndarray) -> np.ndarray:
+    """log10 a^2 / v (k, T): v the variance of e·x_t not explained by e·x_0, in units of the noise
+    end's variance along e (+inf at t = 0, where nothing is added)."""
+    added = projections.var(axis=1, ddof=1).T - retention**2 * start.var(axis=0, ddof=1)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = retention**2 / np.clip(added / noise_projections.var(axis=0, ddof=1)[:, None], 0, None)
+        return np.log10(snr)
+
+
 def crossing_times(eigenvalues: np.ndarray, grid: np.ndarray, retention: np.ndarray) -> np.ndarray:
     """t_S (k,) where ``a(t)^2 lambda`` first falls to 1 along the increasing ``grid`` (T,),
     interpolated linearly in log(a^2 lambda); NaN for lambda <= 1 or no crossing on the grid."""
@@ -138,6 +160,7 @@ def speciation_estimate(process: Process, data: Tensor, noise: Tensor, generator
     start = projections[0]  # t = 0: the data
     noise_projections = noise.detach().to("cpu", torch.float64).flatten(1).numpy() @ vectors[:, :k]
     retention = _retention(projections, start)
+    log_snr = _log_snr(projections, start, noise_projections, retention)
     times = crossing_times(values[:k], grid, retention)
     replica_times, replica_ratios = [], []
     for _ in range(replicas):
@@ -151,5 +174,5 @@ def speciation_estimate(process: Process, data: Tensor, noise: Tensor, generator
         warnings.simplefilter("ignore", RuntimeWarning)
         times_low, times_high = np.nanpercentile(np.array(replica_times), BAND, axis=0)
     ratio_low, ratio_high = np.percentile(np.array(replica_ratios), BAND, axis=0)
-    return Speciation(values, times, np.asarray(times_low), np.asarray(times_high), grid, retention, ratio_low,
-                      ratio_high)
+    return Speciation(values, times, np.asarray(times_low), np.asarray(times_high), grid, retention, log_snr,
+                      ratio_low, ratio_high)
