@@ -23,11 +23,14 @@ STRUCTURES = ("hardest", "energy_ordering", "most_collinear_pair", "jet_multipli
 OBSERVABLES = (("x_1", "x_sorted_1"), ("log10_min_y",), ("thrust",))
 
 
-def _entry(crossing: list | None, speciation: Speciation) -> str:
-    """t ± half the 68% interval, and [log10 of the forward process's SNR at t: the common clock]."""
+def _entry(crossing: list | None, speciation: Speciation, first: float = 0.0) -> str:
+    """t ± half the 68% interval, and [log10 of the forward process's SNR at t: the common clock]; a
+    crossing before the first U-turn time ``first`` is only bounded: "< first"."""
     if not crossing or crossing[0] is None:
         return "-"
     t, low, high = crossing
+    if t < first:
+        return f"< {first:g} [> {speciation.log_snr_at(first):+.2f}]"
     clock = f" [{speciation.log_snr_at(t):+.2f}]"
     return (f"{t:.3f}" if low is None else f"{t:.3f} ± {(high - low) / 2:.3f}") + clock
 
@@ -38,10 +41,12 @@ def row(folder: Path) -> str:
     keep = metrics["uturn"]["keep"]
     correlation = metrics["uturn"]["correlation"]
     cells = [metrics["target"], metrics["model"]]
-    cells += [_entry(keep[name]["crossing"], speciation) + f" ({keep[name]['limit']:.2f})" for name in STRUCTURES]
+    first = min(metrics["settings"]["times"])
+    cells += [_entry(keep[name]["crossing"], speciation, first) + f" ({keep[name]['limit']:.2f})"
+              for name in STRUCTURES]
     for group in OBSERVABLES:
         name = next((n for n in group if n in correlation), None)
-        cells.append("-" if name is None else _entry(correlation[name]["crossing"], speciation))
+        cells.append("-" if name is None else _entry(correlation[name]["crossing"], speciation, first))
     t_s = [speciation.times[0], speciation.times_low[0], speciation.times_high[0]]
     cells.append(_entry(t_s, speciation).replace(" [", f" (λ {speciation.eigenvalues[0]:.2f}) [")
                  if np.isfinite(t_s[0]) else f"- (λ {speciation.eigenvalues[0]:.2f})")

@@ -88,8 +88,11 @@ def run(args: argparse.Namespace) -> int:
     metrics = analyse_emergence(model, events[:args.events], events[args.events:], labelled=labelled,
                                 settings=settings)
     write_emergence(metrics, args.out)
+    first = min(settings.times)
     for row in metrics["emergence_times"]:
         t = "not reached" if row["t"] is None else f"{row['t']:.3f}"
+        if row["t"] is not None and row["t"] < first and not row["quantity"].startswith("speciation"):
+            t += f" (before the first U-turn time {first:g}: add smaller --times to resolve it)"
         band = "" if row["low"] is None else f" [{row['low']:.3f}, {row['high']:.3f}]"
         kept = "" if row["log10_snr"] is None else f" (log10 SNR of the forward process {row['log10_snr']:.2f})"
         print(f"{row['quantity']}: t = {t}{band}{kept}", file=sys.stderr)
