@@ -35,6 +35,16 @@ def _entry(crossing: list | None, speciation: Speciation, first: float = 0.0) ->
     return (f"{t:.3f}" if low is None else f"{t:.3f} ± {(high - low) / 2:.3f}") + clock
 
 
+def departure(metrics: dict, name: str = "log10_min_y") -> str:
+    """The largest recorded t of the reverse run at which its marginal of ``name`` is measurably off
+    the forward process's: the lower band of W1(reverse, forward) above the upper band of the floor
+    (independent data run forward). "-": nowhere."""
+    reverse = metrics["reverse"]
+    w1, floor = reverse["w1"][name], reverse["w1_floor"][name]
+    off = [t for t, low, high in zip(reverse["t"], w1["low"], floor["high"]) if low > high]
+    return f"{max(off):.1f}" if off else "-"
+
+
 def row(folder: Path) -> str:
     metrics = json.loads((folder / "metrics.json").read_text())
     speciation = Speciation.from_dict(metrics["speciation"])
@@ -50,6 +60,7 @@ def row(folder: Path) -> str:
     t_s = [speciation.times[0], speciation.times_low[0], speciation.times_high[0]]
     cells.append(_entry(t_s, speciation).replace(" [", f" (λ {speciation.eigenvalues[0]:.2f}) [")
                  if np.isfinite(t_s[0]) else f"- (λ {speciation.eigenvalues[0]:.2f})")
+    cells.append(departure(metrics))
     return "| " + " | ".join(cells) + " |"
 
 
@@ -58,7 +69,8 @@ def main() -> None:
     parser.add_argument("folders", type=Path, nargs="+", help="lipsgen emergence output folders")
     args = parser.parse_args()
     header = (["target", "model"] + [f"keep {s} (indep.)" for s in STRUCTURES]
-              + ["corr x_1 (sorted)", "corr log10 min y", "corr thrust", "speciation t_S1"])
+              + ["corr x_1 (sorted)", "corr log10 min y", "corr thrust", "speciation t_S1",
+                 "reverse run off (log10 min y) below t"])
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * 2 + "---:|" * (len(header) - 2))
     for folder in args.folders:
