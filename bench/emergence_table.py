@@ -50,7 +50,8 @@ def row(folder: Path) -> str:
     speciation = Speciation.from_dict(metrics["speciation"])
     keep = metrics["uturn"]["keep"]
     correlation = metrics["uturn"]["correlation"]
-    cells = [metrics["target"], metrics["model"]]
+    solver = metrics["settings"].get("solver")
+    cells = [metrics["target"], metrics["model"] + (f" ({solver})" if solver else "")]
     first = min(metrics["settings"]["times"])
     cells += [_entry(keep[name]["crossing"], speciation, first) + f" ({keep[name]['limit']:.2f})"
               for name in STRUCTURES]
