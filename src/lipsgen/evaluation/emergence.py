@@ -160,8 +160,10 @@ def analyse_emergence(model: GenerativeModel, originals: Tensor, reference: Tens
     uturn = _uturn_metrics(model, originals, reference, labelled, settings, generator, rng)
     states = model.space.encode(originals.to(torch.float64), generator).to(device)
     noise = model.noise_prior(max(len(originals), 20000), generator, device)
+    # the U-turn times on the grid, so that each decision's SNR is read where it was measured
+    grid = np.union1d(np.linspace(0.0, 1.0, 101), settings.times)
     speciation = speciation_estimate(model.process, states, noise, generator, directions=settings.directions,
-                                     replicas=settings.replicas, rng=rng)
+                                     grid=grid, replicas=settings.replicas, rng=rng)
     reverse = _reverse_metrics(model, states, reference, labelled, settings, generator, rng)
     rows = [{"quantity": f"{kind} {name}", "t": c["crossing"][0], "low": c["crossing"][1], "high": c["crossing"][2],
              "limit": c["limit"]} for kind, section in (("keep", uturn["keep"]), ("correlation", uturn["correlation"]))

@@ -65,8 +65,9 @@ class Speciation:
     def log_snr_at(self, t: float, direction: int = 0) -> float:
         """log10 of the forward process's signal-to-noise ratio ``a_e(t)^2 / v_e(t)`` along a leading
         direction at t (v_e: the variance the process has added, in units of the noise end's),
-        interpolated on the grid: a clock common to all processes (for Gaussian paths the schedule's
-        alpha^2 / sigma^2, which fixes the noised law whatever the time variable)."""
+        interpolated on the grid (below its first positive point: that point's value, a lower bound), a
+        clock common to all processes (for Gaussian paths the schedule's alpha^2 / sigma^2, which fixes
+        the noised law whatever the time variable)."""
         if not np.isfinite(t):
             return float("nan")
         positive = self.grid > 0
