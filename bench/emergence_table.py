@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lipsgen.catalogue import EMERGENCE_STRUCTURES
 from lipsgen.evaluation.speciation import Speciation
 
-STRUCTURES = ("hardest", "energy_ordering", "most_collinear_pair", "jet_multiplicity", "thrust_hemispheres")
+STRUCTURES = tuple(EMERGENCE_STRUCTURES)
 # observables shown (the first present of each group: labelled or sorted names)
 OBSERVABLES = (("x_1", "x_sorted_1"), ("log10_min_y",), ("thrust",))
 

@@ -19,8 +19,7 @@ Coupling = Literal["independent", "fibre"]
 
 __all__ = ["Lift", "Backbone", "Drift", "Divergence", "ReverseVariance", "TimeLaw", "LossWeight", "Coupling",
            "MODEL_KINDS", "MODEL_HELP", "BASE_HELP", "PRESETS", "PRESET_HELP", "TARGET_OPTIONS", "TARGET_HELP",
-           "TARGET_SQRT_S",
-           "DEFAULT_CHUNK_SIZE"]
+           "TARGET_SQRT_S", "DEFAULT_CHUNK_SIZE", "EMERGENCE_STRUCTURES", "EMERGENCE_TIMES", "EMERGENCE_DEFAULTS"]
 
 # model name -> (space, process, prior for flow matching)
 MODEL_KINDS: dict[str, tuple[str, str, str]] = {
@@ -131,3 +130,17 @@ DEFAULT_CHUNK_SIZE = 65536
 
 # events evaluated per sample file by default (the truth: twice as many), in bounded memory
 EVALUATED_EVENTS = 500_000
+
+# lipsgen emergence: the structures whose keep probability U-turns measure, the default U-turn times
+# and the defaults of its settings (lipsgen.evaluation.emergence.EmergenceSettings); here so that
+# `lipsgen --help` answers without importing torch
+EMERGENCE_STRUCTURES: dict[str, str] = {
+    "hardest": "which particle is the most energetic",
+    "energy_ordering": "the order of all particles by energy",
+    "most_collinear_pair": "which pair has the smallest opening angle",
+    "jet_multiplicity": "the number of Durham jets at the jet y_cut (FastJet)",
+    "thrust_hemispheres": "which particles share the thrust hemisphere",
+}
+EMERGENCE_TIMES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+EMERGENCE_DEFAULTS: dict[str, Any] = {"events": 4000, "trajectory": 11, "replicas": 200, "jet_ycut": 0.01,
+                                      "directions": 3, "batch_size": 5000}

@@ -21,10 +21,10 @@ def time_list(text: str) -> tuple[float, ...]:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    from ..evaluation.emergence import DEFAULT_TIMES, EmergenceSettings
-    from ..evaluation.structures import STRUCTURES
+    from ..catalogue import EMERGENCE_DEFAULTS as defaults
+    from ..catalogue import EMERGENCE_STRUCTURES as STRUCTURES
+    from ..catalogue import EMERGENCE_TIMES as DEFAULT_TIMES
 
-    defaults = EmergenceSettings()
     parser = commands.add_parser(
         "emergence", help="how the data's structures emerge along a model's reverse process",
         description="On a trained exact model and events of its target: U-turns (data noised exactly to t, "
@@ -41,26 +41,27 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                              "U-turns' originals, the next --events the reference of the marginals")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_force_option(parser)
-    parser.add_argument("--events", type=positive_int, default=defaults.events,
-                        help=f"originals per U-turn and events of the reverse run (default {defaults.events})")
+    parser.add_argument("--events", type=positive_int, default=defaults["events"],
+                        help=f"originals per U-turn and events of the reverse run (default {defaults['events']})")
     parser.add_argument("--times", type=time_list, default=DEFAULT_TIMES,
                         help="comma-separated U-turn times in (0, 1]; 1 is always added (default "
                              + ",".join(f"{t:g}" for t in DEFAULT_TIMES) + ")")
-    parser.add_argument("--trajectory", type=positive_int, default=defaults.trajectory,
+    parser.add_argument("--trajectory", type=positive_int, default=defaults["trajectory"],
                         help=f"states of the reverse run compared with the forward process (default "
-                             f"{defaults.trajectory})")
-    parser.add_argument("--bootstrap", type=positive_int, default=defaults.replicas,
-                        help=f"bootstrap replicas of every band and error (default {defaults.replicas})")
-    parser.add_argument("--jet-ycut", type=positive_float, default=defaults.jet_ycut,
-                        help=f"Durham y_cut of the jet multiplicity (default {defaults.jet_ycut})")
-    parser.add_argument("--directions", type=positive_int, default=defaults.directions,
-                        help=f"leading covariance directions given a speciation time (default {defaults.directions})")
+                             f"{defaults['trajectory']})")
+    parser.add_argument("--bootstrap", type=positive_int, default=defaults["replicas"],
+                        help=f"bootstrap replicas of every band and error (default {defaults['replicas']})")
+    parser.add_argument("--jet-ycut", type=positive_float, default=defaults["jet_ycut"],
+                        help=f"Durham y_cut of the jet multiplicity (default {defaults['jet_ycut']})")
+    parser.add_argument("--directions", type=positive_int, default=defaults["directions"],
+                        help=f"leading covariance directions given a speciation time "
+                             f"(default {defaults['directions']})")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="sampler steps of a full run (default: the model's); partial runs keep its step size")
     parser.add_argument("--solver", default=None, help="sampler (default: the model's)")
     parser.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
-    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
-                        help=f"events per sampling batch (default {defaults.batch_size})")
+    parser.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
+                        help=f"events per sampling batch (default {defaults['batch_size']})")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.set_defaults(run=run)
 

@@ -28,6 +28,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import Tensor
 
+from ..catalogue import EMERGENCE_DEFAULTS, EMERGENCE_TIMES
 from ..io.atomic import atomic_output
 from ..models.model import GenerativeModel
 from ..progress import progress_bar
@@ -36,8 +37,8 @@ from .observables import event_observables
 from .speciation import Speciation, speciation_estimate
 from .structures import STRUCTURES, event_structures
 from .uturn import (
-    BAND,
     Curve,
+    bootstrap_band,
     correlation_curve,
     distance_curve,
     json_list,
@@ -49,7 +50,7 @@ from .uturn import (
 __all__ = ["EmergenceSettings", "emergence_observables", "analyse_emergence", "write_emergence",
            "check_emergence_model", "DEFAULT_TIMES", "EMERGENCE_FILES"]
 
-DEFAULT_TIMES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+DEFAULT_TIMES = EMERGENCE_TIMES
 EMERGENCE_FILES = ("metrics.json", "emergence_times.csv", "uturn_keep.png", "uturn_correlation.png",
                    "uturn_w1.png", "reverse_w1.png", "reverse_correlations.png", "speciation.png")
 _SHOWN_PAIRS = 6  # observable pairs whose correlation along the reverse run is plotted
@@ -62,16 +63,16 @@ class EmergenceSettings:
     unconditional run; ``replicas`` of the bootstrap; ``jet_ycut`` of the jet multiplicity;
     ``directions`` of the speciation estimate; sampler ``steps`` and ``solver`` (default the model's)."""
 
-    events: int = 4000
+    events: int = EMERGENCE_DEFAULTS["events"]
     times: tuple[float, ...] = DEFAULT_TIMES
-    trajectory: int = 11
-    replicas: int = 200
-    jet_ycut: float = 0.01
-    directions: int = 3
+    trajectory: int = EMERGENCE_DEFAULTS["trajectory"]
+    replicas: int = EMERGENCE_DEFAULTS["replicas"]
+    jet_ycut: float = EMERGENCE_DEFAULTS["jet_ycut"]
+    directions: int = EMERGENCE_DEFAULTS["directions"]
     steps: int | None = None
     solver: str | None = None
     seed: int = 0
-    batch_size: int = 5000
+    batch_size: int = EMERGENCE_DEFAULTS["batch_size"]
     progress: bool | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -138,7 +139,7 @@ def _pair_curve(series: list[dict[str, np.ndarray]], a: str, b: str, times: np.n
         for r in range(replicas):
             index = rng.integers(0, n, n)
             draws[r, k] = rank_correlation(s[a][index], s[b][index])
-    low, high = np.nanpercentile(draws, BAND, axis=0)
+    low, high = bootstrap_band(draws)
     return Curve(times, value, low, high)
 
 

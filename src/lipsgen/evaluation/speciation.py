@@ -23,7 +23,6 @@ states, with the directions held fixed.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ..models.processes import Process
-from .uturn import BAND, array_of, json_list
+from .uturn import array_of, bootstrap_band, json_list
 
 __all__ = ["Speciation", "covariance_spectrum", "forward_projections", "crossing_times", "speciation_estimate"]
 
@@ -171,9 +170,7 @@ def speciation_estimate(process: Process, data: Tensor, noise: Tensor, generator
         a = _retention(projections[:, index], start[index])
         replica_times.append(crossing_times(lam, grid, a))
         replica_ratios.append(a * a * lam[:, None])
-    with warnings.catch_warnings():  # a direction without a crossing in any replica: NaN, as it should be
-        warnings.simplefilter("ignore", RuntimeWarning)
-        times_low, times_high = np.nanpercentile(np.array(replica_times), BAND, axis=0)
-    ratio_low, ratio_high = np.percentile(np.array(replica_ratios), BAND, axis=0)
-    return Speciation(values, times, np.asarray(times_low), np.asarray(times_high), grid, retention, log_snr,
+    times_low, times_high = bootstrap_band(np.array(replica_times))
+    ratio_low, ratio_high = bootstrap_band(np.array(replica_ratios))
+    return Speciation(values, times, times_low, times_high, grid, retention, log_snr,
                       ratio_low, ratio_high)

@@ -11,19 +11,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..catalogue import EMERGENCE_STRUCTURES
 from ..jets.clustering import durham_multiplicity
 from .observables import thrust_hemispheres
 
 __all__ = ["STRUCTURES", "event_structures", "most_collinear_pair", "energy_ordering",
            "shared_fraction", "independent_share"]
 
-STRUCTURES: dict[str, str] = {
-    "hardest": "which particle is the most energetic",
-    "energy_ordering": "the order of all particles by energy",
-    "most_collinear_pair": "which pair has the smallest opening angle",
-    "jet_multiplicity": "the number of Durham jets at the jet y_cut (FastJet)",
-    "thrust_hemispheres": "which particles share the thrust hemisphere",
-}
+STRUCTURES = EMERGENCE_STRUCTURES
 
 
 def energy_ordering(events: Tensor) -> np.ndarray:

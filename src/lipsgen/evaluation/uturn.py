@@ -7,6 +7,7 @@ arrays, each with a bootstrap band over the events (replicas resample the (origi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from ..sampling import partial_start
 from .structures import independent_share, shared_fraction
 
 __all__ = ["Curve", "uturn_events", "keep_curve", "correlation_curve", "distance_curve", "half_way_time",
-           "rank_correlation", "json_list", "array_of", "BAND"]
+           "rank_correlation", "json_list", "array_of", "bootstrap_band", "BAND"]
 
 BAND = (15.865, 84.135)  # percentiles of a one-sigma band
 
@@ -107,9 +108,13 @@ def _bootstrap(n: int, replicas: int, rng: np.random.Generator) -> list[np.ndarr
     return [rng.integers(0, n, n) for _ in range(replicas)]
 
 
-def _band(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    low, high = np.nanpercentile(samples, BAND, axis=0)
-    return low, high
+def bootstrap_band(replicas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one-sigma band (16th and 84th percentiles) over bootstrap replicas (R, ...) along axis 0,
+    ignoring NaN; NaN where every replica is."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN, as it should be
+        low, high = np.nanpercentile(replicas, BAND, axis=0)
+    return np.asarray(low), np.asarray(high)
 
 
 def _crossing(estimate: float, replicas: np.ndarray) -> tuple[float, float, float]:
@@ -135,7 +140,7 @@ def keep_curve(original: np.ndarray, results: Sequence[np.ndarray], times: np.nd
         low_limit = independent_share(original[index], independent[index])
         draws.append(curve)
         crossings.append(half_way_time(times, curve, 1.0, low_limit))
-    low, high = _band(np.array(draws))
+    low, high = bootstrap_band(np.array(draws))
     return Curve(times, value, low, high, limit, _crossing(half_way_time(times, value, 1.0, limit),
                                                            np.array(crossings)))
 
@@ -160,7 +165,7 @@ def correlation_curve(original: np.ndarray, results: Sequence[np.ndarray], times
         curve = np.array([rank_correlation(original[index], r[index]) for r in results])
         draws.append(curve)
         crossings.append(half_way_time(times, curve, 1.0, 0.0))
-    low, high = _band(np.array(draws))
+    low, high = bootstrap_band(np.array(draws))
     return Curve(times, value, low, high, 0.0, _crossing(half_way_time(times, value, 1.0, 0.0), np.array(crossings)))
 
 
@@ -175,5 +180,5 @@ def distance_curve(reference: np.ndarray, samples: Sequence[np.ndarray], times: 
     value = np.array([distance(s, r) for s, r in clean])
     draws = np.array([[distance(s[rng.integers(0, len(s), len(s))], r[rng.integers(0, len(r), len(r))])
                        for s, r in clean] for _ in range(replicas)])
-    low, high = _band(draws)
+    low, high = bootstrap_band(draws)
     return Curve(times, value, low, high)
