@@ -11,7 +11,7 @@ import torch
 
 import lipsgen
 from conftest import run_cli
-from lipsgen.evaluation.emergence import EmergenceSettings, analyse_emergence, emergence_observables
+from lipsgen.evaluation.emergence import EMERGENCE_FILES, EmergenceSettings, analyse_emergence, emergence_observables
 from lipsgen.evaluation.observables import thrust
 from lipsgen.evaluation.speciation import covariance_spectrum, speciation_estimate
 from lipsgen.evaluation.structures import energy_ordering, event_structures, independent_share, most_collinear_pair
@@ -275,8 +275,8 @@ def test_emergence_command_writes_metrics_and_plots(trained_files, tmp_path):
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["settings"]["times"] == [0.2, 0.6, 1.0] and metrics["target"] == "muon"
-    for name in ("uturn_keep.png", "uturn_correlation.png", "uturn_w1.png", "reverse_w1.png",
-                 "reverse_correlations.png", "speciation.png", "emergence_times.csv"):
+    assert sorted(p.name for p in out.iterdir()) == sorted(EMERGENCE_FILES)  # and no temporaries left
+    for name in EMERGENCE_FILES:
         assert (out / name).stat().st_size > 0, name
     assert "keep hardest" in (out / "emergence_times.csv").read_text()
     assert "keep hardest: t =" in result.stderr
