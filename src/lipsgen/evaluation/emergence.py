@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -116,10 +117,6 @@ def check_emergence_model(model: GenerativeModel) -> None:
                             torch.Generator().manual_seed(0))
     except ValueError as err:
         raise ValueError(f"model {model.config.model}: {err}") from None
-
-
-def _pairs_of(names: list[str]) -> list[tuple[int, int]]:
-    return [(a, b) for a in range(len(names)) for b in range(a + 1, len(names))]
 
 
 def _correlation_matrix(values: dict[str, np.ndarray]) -> np.ndarray:
@@ -229,7 +226,7 @@ def _reverse_metrics(model: GenerativeModel, states: Tensor, reference: Tensor, 
                                                 labelled=labelled) for t in run_times])
     reverse_matrices = [_correlation_matrix(o) for o in reverse_obs]
     forward_matrices = [_correlation_matrix(o) for o in forward_obs]
-    pairs = _pairs_of(names)
+    pairs = list(itertools.combinations(range(len(names)), 2))
     # the pairs the data correlate most differently from the noise end
     contrast = [abs(forward_matrices[0][a, b] - forward_matrices[-1][a, b]) for a, b in pairs]
     shown = [pairs[i] for i in np.argsort(np.nan_to_num(contrast, nan=-1.0))[::-1][:_SHOWN_PAIRS]]
