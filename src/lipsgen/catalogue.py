@@ -19,7 +19,8 @@ Coupling = Literal["independent", "fibre"]
 
 __all__ = ["Lift", "Backbone", "Drift", "Divergence", "ReverseVariance", "TimeLaw", "LossWeight", "Coupling",
            "MODEL_KINDS", "MODEL_HELP", "BASE_HELP", "PRESETS", "PRESET_HELP", "TARGET_OPTIONS", "TARGET_HELP",
-           "TARGET_SQRT_S", "DEFAULT_CHUNK_SIZE", "EMERGENCE_STRUCTURES", "EMERGENCE_TIMES", "EMERGENCE_DEFAULTS"]
+           "TARGET_SQRT_S", "DEFAULT_CHUNK_SIZE", "EMERGENCE_STRUCTURES", "EMERGENCE_TIMES", "EMERGENCE_DEFAULTS",
+           "DISTILL_METHODS", "DISTILL_TRAIN", "DISTILL_PAIRS"]
 
 # model name -> (space, process, prior for flow matching)
 MODEL_KINDS: dict[str, tuple[str, str, str]] = {
@@ -144,3 +145,17 @@ EMERGENCE_STRUCTURES: dict[str, str] = {
 EMERGENCE_TIMES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 EMERGENCE_DEFAULTS: dict[str, Any] = {"events": 4000, "trajectory": 11, "replicas": 200, "jet_ycut": 0.01,
                                       "directions": 3, "batch_size": 5000}
+
+# lipsgen distill (lipsgen.training.distillation): the students and their training settings.
+DISTILL_METHODS = {
+    "flow": "a one-pass spline normalizing flow (nf) regressed onto the teacher's (noise, sample) pairs "
+            "(RegFlow): exact density in one pass, for weighted events",
+    "few-step": "the teacher's flow-matching network sampled in --steps Euler steps, its rollout regressed onto "
+                "the teacher's trajectory: the fastest plain sampling",
+}
+DISTILL_PAIRS = 100_000
+DISTILL_TRAIN: dict[str, dict[str, Any]] = {
+    "flow": dict(steps=5000, batch_size=512, lr=1e-3, warmup_steps=200, ema_decay=0.999, checkpoint_every=1000),
+    # fine-tuning the teacher's own field: a smaller rate
+    "few-step": dict(steps=3000, batch_size=512, lr=3e-4, warmup_steps=100, ema_decay=0.999, checkpoint_every=1000),
+}

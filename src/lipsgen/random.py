@@ -9,7 +9,7 @@ import torch
 
 __all__ = ["make_generator", "fresh_seed", "derived_generator"]
 
-_PURPOSES = {"init": 0, "fit": 1, "epoch": 2, "step": 3, "sample": 4, "forward": 5, "blocks": 6}
+_PURPOSES = {"init": 0, "fit": 1, "epoch": 2, "step": 3, "sample": 4, "forward": 5, "blocks": 6, "pairs": 7}
 
 
 def fresh_seed() -> int:

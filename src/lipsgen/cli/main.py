@@ -11,7 +11,7 @@ from typing import TextIO
 
 from .._version import __version__
 from ..errors import LipsgenError, Terminated, raise_if_terminated, request_termination
-from . import convert, data, demo, density, emergence, evaluate, refine, sample, train, unweight
+from . import convert, data, demo, density, distill, emergence, evaluate, refine, sample, train, unweight
 
 __all__ = ["main", "build_parser"]
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser(commands)
     convert.add_parser(commands)
     train.add_parser(commands)
+    distill.add_parser(commands)
     sample.add_parser(commands)
     unweight.add_parser(commands)
     density.add_parser(commands)

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _only_run_in(out: Path, main: bool) -> Iterator[None]:
+def only_run_in(out: Path, main: bool) -> Iterator[None]:
     """Hold an exclusive lock on OUT for the whole run (rank 0 of a torchrun job): a second
     ``lipsgen train`` into the same folder is refused instead of overwriting this one's checkpoints.
     A folder this run created and left with nothing but the lock (a refused input) is removed."""
@@ -158,7 +158,7 @@ def _only_run_in(out: Path, main: bool) -> Iterator[None]:
 
 
 def _train(args: argparse.Namespace, world: Any, device: Any) -> int:
-    with _only_run_in(args.out, world.is_main):
+    with only_run_in(args.out, world.is_main):
         return _train_locked(args, world, device)
 
 

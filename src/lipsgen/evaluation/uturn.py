@@ -72,7 +72,7 @@ def uturn_events(model: GenerativeModel, events: Tensor, times: Sequence[float],
                  progress: bool | None = None) -> list[Tensor]:
     """For each t of ``times`` in (0, 1], the events (n, N, 4) noised to t by the forward process and
     denoised by the model, with the step size of a full run of ``steps`` (default: the model's)."""
-    steps = model.process.default_steps if steps is None else steps
+    steps = model.default_steps if steps is None else steps
     results = []
     with progress_bar(total=len(times) * len(events), unit="ev", desc="U-turns", enable=progress) as bar:
         for t in times:

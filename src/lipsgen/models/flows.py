@@ -42,7 +42,8 @@ class SplineFlow(nn.Module):
         x, log_det = self.flow().transform.inv.call_and_ladj(z.flatten(1))
         return x.view_as(z), log_det.double()
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``log_prob(x)``: the training loss goes through here, so that DistributedDataParallel,
-        which wraps ``forward``, sees it. A flow has no time-dependent field."""
-        return self.log_prob(x)
+    def forward(self, x: Tensor, *, from_noise: bool = False) -> Tensor:
+        """``log_prob(x)`` (n,), or with ``from_noise`` the states (n, N, 3) that base draws x map
+        to: training losses go through here, so that DistributedDataParallel, which wraps
+        ``forward``, sees them. A flow has no time-dependent field."""
+        return self.from_noise(x)[0] if from_noise else self.log_prob(x)

@@ -76,6 +76,10 @@ class ModelConfig:
     # normalizing flow (width and depth size each layer's masked MLP)
     flow_transforms: int = 6
     spline_bins: int = 8
+    # the sampler's defaults when a run names none (a distilled few-step student records its own);
+    # None: the process's
+    sampler_steps: int | None = None
+    sampler_solver: str | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -108,6 +112,8 @@ class ModelConfig:
         if self.base != "uniform" and space != "z":
             raise ValueError(f"base {self.base!r} needs a z-space model (fm-z, zdiff, nf), not {self.model}: a "
                              f"base's chart replaces z-space")
+        if self.sampler_steps is not None and (not isinstance(self.sampler_steps, int) or self.sampler_steps < 1):
+            raise ValueError(f"sampler_steps must be a positive integer or None, got {self.sampler_steps!r}")
         if not isinstance(self.n_particles, int) or self.n_particles < 2:
             raise ValueError(f"n_particles must be an integer >= 2, got {self.n_particles!r}")
         if self.masses is not None:
@@ -203,6 +209,20 @@ class GenerativeModel(nn.Module):
             self.net = backbone(config.n_particles, **kwargs)
         self.fitted = FittedGaussian(config.n_particles) if prior == "fitted" else None
         self.process = self._make_process(process_name, prior)
+        if config.sampler_solver is not None:
+            self.process.check_solver(config.sampler_solver)
+
+    @property
+    def default_steps(self) -> int:
+        """The sampler's steps when a run names none: the config's, else the process's."""
+        return self.config.sampler_steps or self.process.default_steps
+
+    def default_solver(self, density: bool = False) -> str:
+        """The solver when a run names none: the config's if it has a density (when one is asked
+        for), else the process's first (with a density)."""
+        solvers = self.process.density_solvers if density else self.process.solvers
+        chosen = self.config.sampler_solver
+        return chosen if chosen is not None and chosen in solvers else solvers[0]
 
     def _make_process(self, name: str, prior: str) -> Process:
         c = self.config
@@ -295,8 +315,8 @@ class GenerativeModel(nn.Module):
             raise ValueError(f"events must have shape (n, {self.config.n_particles}, 4), got {tuple(events.shape)}")
         device = next(self.net.parameters()).device
         generator = make_generator(seed, generator, device)
-        steps = self.process.default_steps if steps is None else steps
-        solver = self.process.density_solvers[0] if solver is None else solver
+        steps = self.default_steps if steps is None else steps
+        solver = self.default_solver(density=True) if solver is None else solver
         terms = []
         with _evaluation_mode(self.net):
             for _ in range(draws):
@@ -332,13 +352,13 @@ class GenerativeModel(nn.Module):
         defaults to the first of ``process.density_solvers``), at about 3N times the cost."""
         device = next(self.net.parameters()).device
         generator = make_generator(seed, generator, device)
-        steps = self.process.default_steps if steps is None else steps
+        steps = self.default_steps if steps is None else steps
         if density:
             self.check_density()
             if trajectory or start is not None:
                 raise ValueError("densities are computed for full runs from the noise end, without trajectories")
         if solver is None:
-            solver = self.process.density_solvers[0] if density else self.process.solvers[0]
+            solver = self.default_solver(density)
         x = self.noise_prior(n_events, generator, device) if start is None else start.to(device)
         with _evaluation_mode(self.net):
             if density:

@@ -99,9 +99,9 @@ def sample_to_file(
             raise ValueError("weighted sampling runs full reverse runs without trajectories or cuts (events "
                              "outside the target's support get weight 0)")
     config = model.config
-    steps = model.process.default_steps if steps is None else steps
+    steps = model.default_steps if steps is None else steps
     if solver is None:
-        solver = (model.process.density_solvers if density is not None else model.process.solvers)[0]
+        solver = model.default_solver(density is not None)
     model.process.check_solver(solver)
     if steps < 1:
         raise ValueError(f"steps must be positive, got {steps}")

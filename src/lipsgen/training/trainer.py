@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,7 +45,7 @@ from .checkpoint import CheckpointError, config_mismatch, read_checkpoint, save_
 from .config import TrainConfig
 from .streaming import BLOCK_EVENTS, EventSource, InMemoryEvents
 
-__all__ = ["train", "derived_generator", "TrainResult"]
+__all__ = ["train", "derived_generator", "TrainResult", "TrainingItems"]
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_SECONDS = 300.0  # also checkpoint after this much wall time since the last one
@@ -59,6 +59,24 @@ class TrainResult:
     seconds: float
     final_loss: float
     events: int = 0  # training events (0: trained from a density)
+
+
+@dataclass
+class TrainingItems:
+    """Training items already in the model's space, with their own objective (distillation,
+    :mod:`lipsgen.training.distillation`): ``tensors`` (each with the same number of rows) are
+    shuffled every epoch (generator (seed, "epoch", e)) and cut into batches; ``loss(net, batch)``
+    is the mean loss over a batch's items. ``initial`` is loaded into the model before the first
+    step: ``"net"`` weights (optional) and ``"extra"`` state (the space's fitted parameters)."""
+
+    tensors: dict[str, Tensor]
+    loss: Callable[[torch.nn.Module, dict[str, Tensor]], Tensor]
+    initial: dict[str, Any]
+    fingerprint: str  # names the items: a resumed run refuses others
+
+    @property
+    def n_items(self) -> int:
+        return len(next(iter(self.tensors.values())))
 
 
 @contextmanager
@@ -125,6 +143,7 @@ def train(
     stop_after: int | None = None,
     data_attributes: dict[str, Any] | None = None,
     density: Density | None = None,
+    items: TrainingItems | None = None,
     world: World = SINGLE_PROCESS,
 ) -> TrainResult:
     """Train on events (n, N, 4) (massless, CM frame at ``model_config.sqrt_s``), in memory or
@@ -144,6 +163,9 @@ def train(
     whose process has a ``density_loss``: the normalizing flow); ``data_attributes`` then name the
     target and its parameters.
 
+    ``events=None`` with ``items`` trains on items already in the model's space with their own loss
+    (a distilled student on its teacher's pairs); the model starts from ``items.initial``.
+
     ``world``: this process's rank among the ranks of a torchrun job (module docstring); the
     process group must be joined (:func:`lipsgen.distributed.join_world`).
     """
@@ -154,7 +176,17 @@ def train(
     with torch.random.fork_rng(devices=[]):  # the initial weights from the seed; the caller's stream untouched
         torch.manual_seed(seed)
         model = GenerativeModel(model_config)
-    if events is None:
+    if items is not None:
+        if events is not None or density is not None:
+            raise ValueError("training items replace events and densities: give one source")
+        n_events, batch_size = 0, min(train_config.batch_size, items.n_items)
+        if world.size > batch_size:
+            raise ValueError(f"{world.size} ranks but a global batch of {batch_size} items: use fewer ranks")
+        if "net" in items.initial:
+            model.net.load_state_dict(items.initial["net"])
+        model.load_extra_state(items.initial.get("extra", {}))
+        data_attributes = {**(data_attributes or {}), "data_fingerprint": items.fingerprint}
+    elif events is None:
         if density is None:
             raise ValueError("training needs events or a target density")
         if not model.process.trains_from_density:
@@ -238,7 +270,7 @@ def train(
             "ema": ema, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "extra": model.extra_state(), "data": data_record, "world_size": world.size,
             "schedule": {"process": type(model.process).__name__,
-                         "default_steps": model.process.default_steps},
+                         "default_steps": model.default_steps},
         }
 
     # every rank holds the same parameters: DDP only has to average the gradients
@@ -254,24 +286,34 @@ def train(
                       enable=progress if world.is_main else False) as bar, _deferred_interrupts() as stop:
         while step < last:
             step_generator = derived_generator(seed, "step", step, device)
-            if events is None:
+            if events is None and items is None:
                 loss = model.process.density_loss(model.net, log_target, batch_size, step_generator, device)
                 logged = loss.detach()
             else:
-                assert schedule is not None and source is not None
-                epoch, window, n_windows, blocks, offset = next(schedule)
-                if (epoch, window) != cached_window:
-                    stream = epoch * n_windows + window  # in memory: the epoch
-                    gen = derived_generator(seed, "epoch", stream)
-                    encoded = model.space.encode(source.read(blocks), gen).to(device)
-                    forward = derived_generator(seed, "forward", stream, device)
-                    data = model.process.prepare_epoch(encoded, forward, world)
-                    order = torch.randperm(len(next(iter(data.values()))), generator=gen).to(device)
-                    cached_window = (epoch, window)
-                index = order[offset * batch_size:(offset + 1) * batch_size]
+                if items is not None:
+                    epoch, offset = divmod(step, items.n_items // batch_size)
+                    if (epoch, 0) != cached_window:
+                        data = {k: v.to(device) for k, v in items.tensors.items()}
+                        order = torch.randperm(items.n_items, generator=derived_generator(seed, "epoch", epoch))
+                        cached_window = (epoch, 0)
+                else:
+                    assert schedule is not None and source is not None
+                    epoch, window, n_windows, blocks, offset = next(schedule)
+                    if (epoch, window) != cached_window:
+                        stream = epoch * n_windows + window  # in memory: the epoch
+                        gen = derived_generator(seed, "epoch", stream)
+                        encoded = model.space.encode(source.read(blocks), gen).to(device)
+                        forward = derived_generator(seed, "forward", stream, device)
+                        data = model.process.prepare_epoch(encoded, forward, world)
+                        order = torch.randperm(len(next(iter(data.values()))), generator=gen)
+                        cached_window = (epoch, window)
+                index = order[offset * batch_size:(offset + 1) * batch_size].to(device)
                 batch = {k: v[index[rows]] for k, v in data.items()}
                 share = len(index[rows]) / len(index)  # of the global batch, whose mean loss is optimised
-                loss = model.process.loss(net, batch, BatchDraws(step_generator, len(index), rows))
+                if items is not None:
+                    loss = items.loss(net, batch)
+                else:
+                    loss = model.process.loss(net, batch, BatchDraws(step_generator, len(index), rows))
                 logged = loss.detach()
                 if world.distributed:
                     global_loss = (logged * share).reshape(1)
