@@ -29,6 +29,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="few-step: the student's Euler steps, 1 to 4 (default 2)")
     parser.add_argument("--pairs", type=positive_int, default=DISTILL_PAIRS,
                         help=f"teacher runs to learn from (default {DISTILL_PAIRS})")
+    for flag, text in (("--width", "hidden units per layer (default 128)"),
+                       ("--depth", "hidden layers per transform (default 2)"),
+                       ("--transforms", "spline coupling transforms (default 6)")):
+        parser.add_argument(flag, type=positive_int, default=None, help=f"flow: the student's {text}")
     parser.add_argument("--teacher-steps", type=positive_int, default=None,
                         help="the teacher's sampler steps (default: its own; rounded up to a multiple of --steps)")
     parser.add_argument("--teacher-solver", default=None, help="the teacher's ODE solver (default: its own)")
@@ -63,7 +67,8 @@ def _distill(args: argparse.Namespace, world: Any, device: Any) -> int:
     if not args.teacher.is_file():
         raise FileNotFoundError(f"{args.teacher}: no such teacher checkpoint")
     config = DistillConfig(method=args.method, steps=args.steps, pairs=args.pairs, teacher_steps=args.teacher_steps,
-                           teacher_solver=args.teacher_solver)
+                           teacher_solver=args.teacher_solver, width=args.width, depth=args.depth,
+                           transforms=args.transforms)
     with only_run_in(args.out, world.is_main):
         if (args.out / CHECKPOINT).exists() and not args.resume:
             raise FileExistsError(f"{args.out} already holds a distillation run; pass --resume or choose another --out")

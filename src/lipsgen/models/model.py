@@ -76,6 +76,9 @@ class ModelConfig:
     # normalizing flow (width and depth size each layer's masked MLP)
     flow_transforms: int = 6
     spline_bins: int = 8
+    # the flow's direction of one network pass per layer (the other takes three): "density" for
+    # maximum likelihood, "sampling" for a distilled student (models.flows)
+    flow_direction: str = "density"
     # the sampler's defaults when a run names none (a distilled few-step student records its own);
     # None: the process's
     sampler_steps: int | None = None
@@ -112,6 +115,8 @@ class ModelConfig:
         if self.base != "uniform" and space != "z":
             raise ValueError(f"base {self.base!r} needs a z-space model (fm-z, zdiff, nf), not {self.model}: a "
                              f"base's chart replaces z-space")
+        if self.flow_direction not in ("density", "sampling"):
+            raise ValueError(f"flow_direction must be 'density' or 'sampling', got {self.flow_direction!r}")
         if self.sampler_steps is not None and (not isinstance(self.sampler_steps, int) or self.sampler_steps < 1):
             raise ValueError(f"sampler_steps must be a positive integer or None, got {self.sampler_steps!r}")
         if not isinstance(self.n_particles, int) or self.n_particles < 2:
@@ -198,7 +203,7 @@ class GenerativeModel(nn.Module):
         self.net: nn.Module
         if process_name == "nf":
             self.net = SplineFlow(config.n_particles, transforms=config.flow_transforms, width=config.width,
-                                  depth=config.depth, bins=config.spline_bins)
+                                  depth=config.depth, bins=config.spline_bins, direction=config.flow_direction)
         else:
             backbone = MLPBackbone if config.backbone == "mlp" else TransformerBackbone
             kwargs: dict[str, Any] = dict(width=config.width, depth=config.depth, time_dim=config.time_dim,

@@ -33,6 +33,7 @@ from ..catalogue import DISTILL_METHODS, DISTILL_PAIRS, MODEL_KINDS, PRESETS
 from ..devices import resolve_device
 from ..distributed import SINGLE_PROCESS, World
 from ..models.model import GenerativeModel, ModelConfig
+from ..models.networks import MLPBackbone, TransformerBackbone
 from ..progress import progress_bar
 from ..random import derived_generator
 from .checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
@@ -40,23 +41,29 @@ from .config import TrainConfig
 from .trainer import TrainingItems, TrainResult, train
 
 __all__ = ["DistillConfig", "check_teacher", "student_config", "teacher_pairs", "regression_loss",
-           "rollout_loss", "distill", "PAIRS_FILE"]
+           "rollout_loss", "distill", "distill_model", "PAIRS_FILE"]
 
 PAIRS_FILE = "teacher_pairs.pt"
+BACKBONES = (MLPBackbone, TransformerBackbone)
 MAX_STUDENT_STEPS = 4
 
 
 @dataclass(frozen=True)
 class DistillConfig:
     """``method`` (``flow`` or ``few-step``), the few-step student's ``steps``, the number of
-    teacher ``pairs`` and the teacher's sampler (``teacher_steps``, ``teacher_solver``; None: its
-    defaults; a few-step student's grid needs a multiple of ``steps``, so they are rounded up)."""
+    teacher ``pairs``, the teacher's sampler (``teacher_steps``, ``teacher_solver``; None: its
+    defaults; a few-step student's grid needs a multiple of ``steps``, so they are rounded up) and
+    the flow student's ``width``, ``depth`` and ``transforms``."""
 
     method: str = "flow"
     steps: int = 2
     pairs: int = DISTILL_PAIRS
     teacher_steps: int | None = None
     teacher_solver: str | None = None
+    # the flow student's size (None: the cpu preset's nf); a few-step student is the teacher's network
+    width: int | None = None
+    depth: int | None = None
+    transforms: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in DISTILL_METHODS:
@@ -65,6 +72,15 @@ class DistillConfig:
             raise ValueError(f"a few-step student takes 1 to {MAX_STUDENT_STEPS} steps, got {self.steps!r}")
         if not isinstance(self.pairs, int) or self.pairs < 2:
             raise ValueError(f"pairs must be an integer >= 2, got {self.pairs!r}")
+        if self.method != "flow" and self.flow_size:
+            raise ValueError("width, depth and transforms size the flow student; a few-step student is the "
+                             "teacher's own network")
+
+    @property
+    def flow_size(self) -> dict[str, int]:
+        """The flow student's size fields that are set, as ModelConfig fields."""
+        named = {"width": self.width, "depth": self.depth, "flow_transforms": self.transforms}
+        return {k: v for k, v in named.items() if v is not None}
 
     @property
     def recorded(self) -> int:
@@ -84,15 +100,15 @@ def check_teacher(teacher: GenerativeModel) -> None:
                          f"ODE: fm-z or zdiff, not {model} (its noise end is {space}-space's)")
 
 
-def student_config(teacher: ModelConfig, method: str, steps: int) -> ModelConfig:
+def student_config(teacher: ModelConfig, config: DistillConfig) -> ModelConfig:
     """The student's model config: the teacher's space (target, base, masses, ordering) with an
-    ``nf`` flow of the cpu preset's size (``flow``), or an ``fm-z`` network like the teacher's
-    sampled with ``steps`` Euler steps (``few-step``)."""
-    if method == "flow":
-        flow_size = PRESETS["cpu"]["nf"][0]
+    ``nf`` flow of the cpu preset's size unless ``config`` sizes it (``flow``), or an ``fm-z``
+    network like the teacher's sampled with ``config.steps`` Euler steps (``few-step``)."""
+    if config.method == "flow":
+        size = {**PRESETS["cpu"]["nf"][0], **config.flow_size}
         return replace(teacher, model="nf", invariant_features=False, pair_features=False, sampler_steps=None,
-                       sampler_solver=None, **flow_size)
-    return replace(teacher, model="fm-z", coupling="independent", time_power=1.0, sampler_steps=steps,
+                       sampler_solver=None, flow_direction="sampling", **size)
+    return replace(teacher, model="fm-z", coupling="independent", time_power=1.0, sampler_steps=config.steps,
                    sampler_solver="euler")
 
 
@@ -181,28 +197,38 @@ def distill(teacher_path: str | os.PathLike[str], out_dir: str | os.PathLike[str
             train_config: TrainConfig, *, resume: bool = False, device: str | torch.device = "cpu",
             progress: bool | None = None, stop_after: int | None = None,
             world: World = SINGLE_PROCESS) -> TrainResult:
-    """Distil the teacher checkpoint into a student: its pairs (``config.pairs`` runs from
-    generator (seed, "pairs"), kept in ``out_dir/teacher_pairs.pt``), then training like
-    :func:`lipsgen.training.train` (checkpoints, resume, torchrun), the final EMA student in
-    ``out_dir/model.pt``, its data record naming the teacher."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Distil the teacher checkpoint at ``teacher_path`` (:func:`distill_model`; the student's data
+    record names it and its training data)."""
     device = resolve_device(device)
     teacher, state = load_model(teacher_path, device)
-    check_teacher(teacher)
     if teacher.config.lift != "exact":
-        raise ValueError("the teacher lifts with a fixed fibre; distil a model with the exact lift")
+        raise ValueError(f"{teacher_path}: the teacher lifts with a fixed fibre; distil a model with the exact lift")
+    return distill_model(teacher, out_dir, config, train_config, teacher_digest=str(state.get("digest", "")),
+                         attributes={**state.get("data", {}), "distilled_from": str(teacher_path)}, resume=resume,
+                         device=device, progress=progress, stop_after=stop_after, world=world)
+
+
+def distill_model(teacher: GenerativeModel, out_dir: str | os.PathLike[str], config: DistillConfig,
+                  train_config: TrainConfig, *, teacher_digest: str = "", attributes: dict[str, Any] | None = None,
+                  resume: bool = False, device: str | torch.device = "cpu", progress: bool | None = None,
+                  stop_after: int | None = None, world: World = SINGLE_PROCESS) -> TrainResult:
+    """Distil ``teacher`` into a student: its runs (``config.pairs`` from generator (seed,
+    "pairs"), kept in ``out_dir/teacher_pairs.pt`` with ``teacher_digest`` so that a resumed run
+    refuses another teacher's), then training like :func:`lipsgen.training.train` (checkpoints,
+    resume, torchrun); the final EMA student is ``out_dir/model.pt``, ``attributes`` its data record."""
+    check_teacher(teacher)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     seed = train_config.seed
-    record = _pairs_record(str(state.get("digest", "")), config, seed)
+    record = _pairs_record(teacher_digest, config, seed)
     states = _load_or_make_pairs(out / PAIRS_FILE, teacher, record, config, seed, world, progress)
-    student = student_config(teacher.config, config.method, config.steps)
+    student = student_config(teacher.config, config)
     initial: dict[str, Any] = {"extra": teacher.extra_state()}
-    if config.method == "few-step" and teacher.config.model == "fm-z":
+    if config.method == "few-step" and teacher.config.model == "fm-z" and isinstance(teacher.net, BACKBONES):
         initial["net"] = teacher.net.state_dict()  # the same network: start from the teacher's field
     items = TrainingItems({"states": states}, regression_loss if config.method == "flow" else rollout_loss,
-                          initial, fingerprint=f"{record['teacher_digest'][-16:]}:{config.pairs}:{seed}")
-    attributes = {**state.get("data", {}), "distilled_from": str(teacher_path), "teacher_model": teacher.config.model,
-                  "distill_method": config.method, "teacher_steps": teacher_grid_steps(teacher, config)}
-    del teacher
+                          initial, fingerprint=f"{teacher_digest[-16:]}:{config.pairs}:{seed}")
+    attributes = {**(attributes or {}), "teacher_model": teacher.config.model, "distill_method": config.method,
+                  "teacher_steps": teacher_grid_steps(teacher, config)}
     return train(None, student, train_config, out, resume=resume, device=device, progress=progress,
                  stop_after=stop_after, data_attributes=attributes, items=items, world=world)
