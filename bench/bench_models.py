@@ -4,7 +4,7 @@ Training: events/s over timed optimiser steps (after warm-up) at the cpu preset'
 network; sampling: events/s at the model's default step count. Also the ratio of per-step cost of
 Langevin implicit score matching to z-space denoising score matching at the same network.
 
-Usage: python bench/bench_models.py [--target muon|sarge] [--steps S] [--repeats R]
+Usage: python bench/bench_models.py [--target muon|sarge] [--steps S] [--repeats R] [--models M ...]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sample-events", type=int, default=2000)
+    parser.add_argument("--models", nargs="+", default=list(MODEL_KINDS), choices=list(MODEL_KINDS))
     args = parser.parse_args()
     target = MuonDecay() if args.target == "muon" else Sarge(10, 30.0)
     events = target.sample(20_000, seed=1)
@@ -61,10 +62,10 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"target {args.target} ({target.n_particles} particles), backbone {backbone}, cpu preset; "
           f"median of {args.repeats} x {args.steps} steps\n")
-    print("| model | batch | training (events/s) | s/step | sampling steps | sampling (events/s) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| model | batch | training (events/s) | s/step | cpu preset (min) | sampling steps | sampling (events/s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     per_step: dict[str, float] = {}
-    for name in MODEL_KINDS:
+    for name in args.models:
         base = ModelConfig(model=name, n_particles=target.n_particles, target=args.target, backbone=backbone)
         config, train_config = resolve_preset("cpu", base)
         torch.manual_seed(0)
@@ -76,7 +77,9 @@ def main() -> None:
         model.sample(args.sample_events, generator=derived_generator(0, "sample"))
         rate = args.sample_events / (time.perf_counter() - start)
         print(f"| {name} | {train_config.batch_size} | {train_config.batch_size / seconds:,.0f} | "
-              f"{seconds:.4f} | {steps} | {rate:,.0f} |")
+              f"{seconds:.4f} | {train_config.steps * seconds / 60:.1f} | {steps} | {rate:,.0f} |")
+    if not {"langevin", "zdiff"} <= set(args.models):
+        return
     # Same network and batch for both losses: the langevin preset's network, batch 256.
     langevin_config, langevin_train = resolve_preset(
         "cpu", ModelConfig(model="langevin", n_particles=target.n_particles, target=args.target, backbone=backbone))

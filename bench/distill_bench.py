@@ -51,7 +51,8 @@ def main() -> None:
     parser.add_argument("--speed-events", type=int, default=20_000, help="events per timed plain run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip-speed", action="store_true", help="reuse the speeds of an earlier run")
+    parser.add_argument("--skip-speed", action="store_true", help="reuse the speeds of an earlier run, if any")
+    parser.add_argument("--skip-samples", action="store_true", help="reuse the sample files of an earlier run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lipsgen = [sys.executable, "-m", "lipsgen"]
@@ -62,7 +63,9 @@ def main() -> None:
         names = ["teacher"] + [s for s in STUDENTS if (work / s / "model.pt").exists()]
         weighted = target in WEIGHTED_TARGETS
         speed_file = work / "speeds.json"
-        speeds: dict[str, dict[str, float]] = json.loads(speed_file.read_text()) if args.skip_speed else {}
+        speeds: dict[str, dict[str, float]] = {}
+        if args.skip_speed and speed_file.exists():
+            speeds = json.loads(speed_file.read_text())
         for name in names:
             checkpoint = work / name / "model.pt"
             if not args.skip_speed:
@@ -70,6 +73,8 @@ def main() -> None:
                 speeds[name] = {"plain": events_per_second(checkpoint, n, False, args.repeats)}
                 if weighted:
                     speeds[name]["weighted"] = events_per_second(checkpoint, n // 4, True, args.repeats)
+            if args.skip_samples and (work / f"{name}.h5").exists():
+                continue
             run(lipsgen + ["sample", str(checkpoint), "--events", str(args.events), "--out", str(work / f"{name}.h5"),
                            "--seed", "3", "--force"], log)
             if weighted:
@@ -77,7 +82,8 @@ def main() -> None:
                                str(work / f"{name}_weighted.h5"), "--seed", "4", "--force"], log)
                 run(lipsgen + ["unweight", str(work / f"{name}_weighted.h5"), "--out",
                                str(work / f"{name}_unweighted.h5"), "--seed", "5", "--force"], log)
-        speed_file.write_text(json.dumps(speeds, indent=1))
+        if not args.skip_speed:
+            speed_file.write_text(json.dumps(speeds, indent=1))
         kinds = ("", "_weighted", "_unweighted") if weighted else ("",)
         samples = [a for name in names for k in kinds for a in ("--samples", str(work / f"{name}{k}.h5"))]
         report = work / "report_distill"
@@ -101,8 +107,9 @@ def main() -> None:
                     f"{w['integral']:.4f} ± {w['integral_error']:.4f}", f"{w['ess_per_event']:.3f}",
                     f"{w['unweighting_efficiency']:.3f}"]
                 chi2 = [f"{m['spectra'][k]['chi2_ndf']:.1f}" if k in m["spectra"] else "" for k in spectra]
-                rate = [f"{speeds[name]['plain']:.0f}" if kind == "" else "",
-                        f"{speeds[name]['weighted']:.0f}" if kind == "_weighted" else ""]
+                speed = speeds.get(name, {})
+                rate = [f"{speed['plain']:.0f}" if kind == "" and speed else "",
+                        f"{speed['weighted']:.0f}" if kind == "_weighted" and speed else ""]
                 print(f"| {name} | {steps} | {kind.strip('_') or 'plain'} ({m['n_events']}) | {m['auc']:.3f} | "
                       f"{outside} | " + " | ".join(weights + chi2 + rate) + " |")
         print()

@@ -232,3 +232,23 @@ def test_the_main_rank_is_global_rank_zero_and_ranks_lie_inside_the_world(tmp_pa
     monkeypatch.setattr(torch.distributed, "init_process_group", no_group)
     with pytest.raises(DistributedError, match="RANK=2 is outside WORLD_SIZE=2"):
         join_world(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("method", ["flow", "few-step"])
+def test_distillation_under_two_ranks_follows_the_one_process_run(tmp_path, muon_file, method):
+    """A student distilled on 2 ranks (rank 0 makes the teacher's pairs, both read them) ends where
+    the one-process run ends; the few-step student's rollout calls the network K times per step."""
+    teacher = run_cli("train", "--data", str(muon_file), "--model", "fm-z", "--out", str(tmp_path / "teacher"),
+                      "--max-steps", "4")
+    assert teacher.returncode == 0, teacher.stderr
+    args = ("distill", str(tmp_path / "teacher" / "model.pt"), "--method", method, "--pairs", "300",
+            "--teacher-steps", "6", *TRAIN)
+    one = run_cli(*args, "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    two = torchrun(*args, "--out", str(tmp_path / "two"), cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    a, b = read_checkpoint(tmp_path / "one" / "model.pt"), read_checkpoint(tmp_path / "two" / "model.pt")
+    assert b["world_size"] == 2 and a["step"] == b["step"] == 8
+    assert torch.equal(read_checkpoint(tmp_path / "one" / "teacher_pairs.pt")["states"],
+                       read_checkpoint(tmp_path / "two" / "teacher_pairs.pt")["states"])
+    assert _max_difference(a["net"], b["net"]) < 1e-5
