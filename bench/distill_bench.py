@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lipsgen = [sys.executable, "-m", "lipsgen"]
-    print(f"Machine: {machine()}; {args.threads} torch threads\n")
+    print(f"Machine: {machine()}\n")
     for target in args.targets:
         work = args.work / target
         log = work / "distill_bench_log.txt"
