@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 
 import h5py
 import numpy as np
@@ -109,6 +110,25 @@ def test_jacobian_step_matches_autograd_per_event():
         jac = torch.autograd.functional.jacobian(lambda v: step(v.view(1, 2, 3), 1.0, 0.5, False).flatten(),
                                                  x[i].flatten())
         assert float(log_det[i]) == pytest.approx(float(torch.linalg.slogdet(jac)[1]), abs=1e-10)
+
+
+def test_a_folding_step_is_reported_and_a_reflection_is_not():
+    """x -> x^3 - x folds R (its slope changes sign at |x| = 1/sqrt(3)): densities through it are not
+    exact and the sampler says so; a reflection, negative everywhere, is a bijection and is silent."""
+
+    def cubic(x: Tensor, t: float, t_next: float, last: bool) -> Tensor:
+        return x.pow(3) - x
+
+    def reflection(x: Tensor, t: float, t_next: float, last: bool) -> Tensor:
+        return -x
+
+    inside, outside = torch.full((1, 1, 1), 0.1, dtype=torch.float64), torch.full((1, 1, 1), 2.0, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="folds"):
+        jacobian_step(cubic)(torch.cat([inside, outside]), 1.0, 0.5, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jacobian_step(cubic)(torch.cat([outside, 2 * outside]), 1.0, 0.5, False)  # one side of the fold
+        jacobian_step(reflection)(torch.randn((5, 2, 3), dtype=torch.float64), 1.0, 0.5, False)
 
 
 def perturbed_model(kind: str, scale: float, seed: int = 1, **options) -> GenerativeModel:

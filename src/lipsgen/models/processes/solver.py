@@ -8,6 +8,7 @@ end ``t = 0``; flow_matching's convention is the opposite (its ``x_0`` is noise)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -96,11 +97,19 @@ def step_jacobians(step: Step, x: Tensor, t: float, t_next: float, last: bool,
     return torch.cat(states), torch.cat(jacobians)
 
 
+FOLD_WARNING = ("a sampler step's Jacobian determinant changes sign between events: the step folds phase space "
+                "there (it is not one-to-one), so the densities and weights of events near the fold are not exact; "
+                "more steps keep every step closer to the identity")
+
+
 def _log_abs_det(jacobian: Tensor, t: float) -> Tensor:
     sign, log_abs = torch.linalg.slogdet(jacobian)
     if bool((sign == 0).any()):
         raise FloatingPointError(f"a sampler step at t = {t:.4g} is singular (zero Jacobian "
                                  f"determinant): the model's density is not defined there")
+    if bool((sign < 0).any()) and bool((sign > 0).any()):
+        # one orientation everywhere is a bijection (a reflection); both orientations mean a fold
+        warnings.warn(FOLD_WARNING, stacklevel=2)
     return log_abs
 
 
