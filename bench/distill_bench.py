@@ -1,8 +1,8 @@
 """Teachers against their distilled students: speed and fidelity side by side, in one run.
 
 A work folder holds one sub-folder per target with ``teacher/model.pt`` (an fm-z or zdiff model),
-``truth.h5`` (independent target events) and any students made by ``lipsgen distill`` in
-``flow/``, ``few1/``, ``few2/``, ``few4/``. For each target, in this one process: plain and weighted
+``truth.h5`` (independent target events) and students made by ``lipsgen distill``, each in a
+sub-folder of its own (any name; rows in name order). For each target, in this one process: plain and weighted
 events per second (median of --repeats runs, --threads torch threads; the teacher's weighted rate from
 a tenth of the events), then ``lipsgen sample`` (plain; with --weights for targets with a density,
 then ``lipsgen unweight``) and one ``lipsgen evaluate`` against the truth. Prints a Markdown table
@@ -28,7 +28,6 @@ from common import machine  # noqa: E402
 from fidelity import run  # noqa: E402
 from lipsgen.training import load_model  # noqa: E402
 
-STUDENTS = ("flow", "few1", "few2", "few4")
 WEIGHTED_TARGETS = ("muon", "qqg")  # closed-form densities with the weights of docs/results.md
 
 
@@ -60,7 +59,8 @@ def main() -> None:
     for target in args.targets:
         work = args.work / target
         log = work / "distill_bench_log.txt"
-        names = ["teacher"] + [s for s in STUDENTS if (work / s / "model.pt").exists()]
+        students = sorted(d.name for d in work.iterdir() if d.name != "teacher" and (d / "model.pt").exists())
+        names = ["teacher", *students]
         weighted = target in WEIGHTED_TARGETS
         speed_file = work / "speeds.json"
         speeds: dict[str, dict[str, float]] = {}
