@@ -2,9 +2,9 @@
 
 A work folder holds one sub-folder per target with ``teacher/model.pt`` (an fm-z or zdiff model),
 ``truth.h5`` (independent target events) and students made by ``lipsgen distill``, each in a
-sub-folder of its own (any name; rows in name order). For each target, in this one process: plain and weighted
-events per second (median of --repeats runs, --threads torch threads; the teacher's weighted rate from
-a tenth of the events), then ``lipsgen sample`` (plain; with --weights for targets with a density,
+sub-folder of its own (any name; rows in name order). For each target, in this one process: plain
+and weighted events per second (median of --repeats runs, --threads torch threads; the teacher's
+weighted rate from a tenth of the events) and the share of runs that cross a folding step, then ``lipsgen sample`` (plain; with --weights for targets with a density,
 then ``lipsgen unweight``) and one ``lipsgen evaluate`` against the truth. Prints a Markdown table
 (docs/results.md, "Distilled students") and keeps the files under --work.
 
@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import machine  # noqa: E402
 from fidelity import run  # noqa: E402
+from lipsgen.models.processes.solver import step_jacobians  # noqa: E402
 from lipsgen.training import load_model  # noqa: E402
 
 WEIGHTED_TARGETS = ("muon", "qqg")  # closed-form densities with the weights of docs/results.md
@@ -40,6 +41,25 @@ def events_per_second(path: Path, n: int, density: bool, repeats: int) -> float:
         model.sample(n, seed=r + 1, density=density)
         seconds.append(time.perf_counter() - start)
     return n / statistics.median(seconds)
+
+
+@torch.no_grad()
+def folded_fraction(path: Path, n: int = 2000) -> float:
+    """The share of n runs from the noise end that cross a step with a negative Jacobian
+    determinant (a fold; the continuous flow has none) at the model's default steps; 0 for a flow."""
+    model, _ = load_model(path)
+    if model.config.model == "nf":
+        return 0.0
+    generator = torch.Generator().manual_seed(0)
+    x = model.noise_prior(n, generator, torch.device("cpu"))
+    step = model.process.step(model.net, model.default_solver(density=True), generator)
+    times = model.process.time_grid(model.default_steps, 1.0)
+    folded = torch.zeros(n, dtype=torch.bool)
+    for i in range(len(times) - 1):
+        with torch.enable_grad():
+            x, jacobians = step_jacobians(step, x, times[i], times[i + 1], i + 2 == len(times))
+        folded |= torch.linalg.slogdet(jacobians)[0] < 0
+    return float(folded.double().mean())
 
 
 def main() -> None:
@@ -73,6 +93,7 @@ def main() -> None:
                 speeds[name] = {"plain": events_per_second(checkpoint, n, False, args.repeats)}
                 if weighted:
                     speeds[name]["weighted"] = events_per_second(checkpoint, n // 4, True, args.repeats)
+                    speeds[name]["folded"] = folded_fraction(checkpoint)
             if args.skip_samples and (work / f"{name}.h5").exists():
                 continue
             run(lipsgen + ["sample", str(checkpoint), "--events", str(args.events), "--out", str(work / f"{name}.h5"),
@@ -94,20 +115,20 @@ def main() -> None:
         print(f"### {target}: truth {metrics['n_truth']} events, classifier floor AUC {metrics['floor_auc']:.3f}"
               + "".join(f", truth chi2/ndf {k} {v['chi2_ndf']:.2f}" for k, v in truth_spectra.items())
               + "\n")
-        print("| model | steps | events | AUC | below cut | mean weight | ESS / event | unweighting eff. | "
+        print("| model | steps | events | AUC | below cut | mean weight | ESS / event | unweighting eff. | folded | "
               + "".join(f"chi2/ndf {k} | " for k in spectra) + "plain ev/s | weighted ev/s |")
-        print("|---|---:|---|---:|---:|---:|---:|---:|" + "---:|" * len(spectra) + "---:|---:|")
+        print("|---|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(spectra) + "---:|---:|")
         for name in names:
             steps = load_model(work / name / "model.pt")[0].default_steps
             for kind in kinds:
                 m = metrics["samples"][f"{name}{kind}"]
                 w = m["weights"] if kind == "_weighted" else None
                 outside = "" if m["outside_support"] is None else f"{m['outside_support']:.2%}"
-                weights = ["", "", ""] if w is None else [
-                    f"{w['integral']:.4f} ± {w['integral_error']:.4f}", f"{w['ess_per_event']:.3f}",
-                    f"{w['unweighting_efficiency']:.3f}"]
-                chi2 = [f"{m['spectra'][k]['chi2_ndf']:.1f}" if k in m["spectra"] else "" for k in spectra]
                 speed = speeds.get(name, {})
+                weights = ["", "", "", ""] if w is None else [
+                    f"{w['integral']:.4f} ± {w['integral_error']:.4f}", f"{w['ess_per_event']:.3f}",
+                    f"{w['unweighting_efficiency']:.3f}", f"{speed['folded']:.2%}" if "folded" in speed else ""]
+                chi2 = [f"{m['spectra'][k]['chi2_ndf']:.1f}" if k in m["spectra"] else "" for k in spectra]
                 rate = [f"{speed['plain']:.0f}" if kind == "" and speed else "",
                         f"{speed['weighted']:.0f}" if kind == "_weighted" and speed else ""]
                 print(f"| {name} | {steps} | {kind.strip('_') or 'plain'} ({m['n_events']}) | {m['auc']:.3f} | "
