@@ -4,9 +4,10 @@ A work folder holds one sub-folder per target with ``teacher/model.pt`` (an fm-z
 ``truth.h5`` (independent target events) and students made by ``lipsgen distill``, each in a
 sub-folder of its own (any name; rows in name order). For each target, in this one process: plain
 and weighted events per second (median of --repeats runs, --threads torch threads; the teacher's
-weighted rate from a tenth of the events) and the share of runs that cross a folding step, then ``lipsgen sample`` (plain; with --weights for targets with a density,
-then ``lipsgen unweight``) and one ``lipsgen evaluate`` against the truth. Prints a Markdown table
-(docs/results.md, "Distilled students") and keeps the files under --work.
+weighted rate from a tenth of the events) and the share of runs that cross a folding step, then
+``lipsgen sample`` (plain; with --weights for targets with a density, then ``lipsgen unweight``)
+and one ``lipsgen evaluate`` against the truth. Prints a Markdown table (docs/results.md,
+"Distilled students") and keeps the files under --work.
 
 Usage: python bench/distill_bench.py --work DIR [--targets muon qqg sarge] [--events N] [--threads T]
 """
