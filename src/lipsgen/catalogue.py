@@ -20,7 +20,7 @@ Coupling = Literal["independent", "fibre"]
 __all__ = ["Lift", "Backbone", "Drift", "Divergence", "ReverseVariance", "TimeLaw", "LossWeight", "Coupling",
            "MODEL_KINDS", "MODEL_HELP", "BASE_HELP", "PRESETS", "PRESET_HELP", "TARGET_OPTIONS", "TARGET_HELP",
            "TARGET_SQRT_S", "DEFAULT_CHUNK_SIZE", "EMERGENCE_STRUCTURES", "EMERGENCE_TIMES", "EMERGENCE_DEFAULTS",
-           "DISTILL_METHODS", "DISTILL_TRAIN", "DISTILL_PAIRS"]
+           "DISTILL_METHODS", "DISTILL_TRAIN", "DISTILL_PAIRS", "DISTILL_FLOW_SIZE"]
 
 # model name -> (space, process, prior for flow matching)
 MODEL_KINDS: dict[str, tuple[str, str, str]] = {
@@ -154,6 +154,9 @@ DISTILL_METHODS = {
                 "the teacher's trajectory: the fastest plain sampling",
 }
 DISTILL_PAIRS = 100_000
+# the flow student's size (ModelConfig fields): larger than the nf preset's 6 x 128, since the
+# regression onto a teacher's map is capacity-limited (docs/results.md, "Distilled students")
+DISTILL_FLOW_SIZE: dict[str, int] = {"width": 256, "depth": 2, "flow_transforms": 10}
 DISTILL_TRAIN: dict[str, dict[str, Any]] = {
     "flow": dict(steps=5000, batch_size=512, lr=1e-3, warmup_steps=200, ema_decay=0.999, checkpoint_every=1000),
     # fine-tuning the teacher's own field: a smaller rate

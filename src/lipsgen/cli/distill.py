@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..catalogue import DISTILL_METHODS, DISTILL_PAIRS, DISTILL_TRAIN
+from ..catalogue import DISTILL_FLOW_SIZE, DISTILL_METHODS, DISTILL_PAIRS, DISTILL_TRAIN
 from .options import positive_float, positive_int, run_in_world, seed_value
 
 
@@ -29,10 +29,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="few-step: the student's Euler steps, 1 to 4 (default 2)")
     parser.add_argument("--pairs", type=positive_int, default=DISTILL_PAIRS,
                         help=f"teacher runs to learn from (default {DISTILL_PAIRS})")
-    for flag, text in (("--width", "hidden units per layer (default 128)"),
-                       ("--depth", "hidden layers per transform (default 2)"),
-                       ("--transforms", "spline coupling transforms (default 6)")):
-        parser.add_argument(flag, type=positive_int, default=None, help=f"flow: the student's {text}")
+    for flag, field, text in (("--width", "width", "hidden units per layer"),
+                              ("--depth", "depth", "hidden layers per transform"),
+                              ("--transforms", "flow_transforms", "spline coupling transforms")):
+        parser.add_argument(flag, type=positive_int, default=None,
+                            help=f"flow: the student's {text} (default {DISTILL_FLOW_SIZE[field]})")
     parser.add_argument("--teacher-steps", type=positive_int, default=None,
                         help="the teacher's sampler steps (default: its own; rounded up to a multiple of --steps)")
     parser.add_argument("--teacher-solver", default=None, help="the teacher's ODE solver (default: its own)")

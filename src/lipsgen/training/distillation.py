@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..catalogue import DISTILL_METHODS, DISTILL_PAIRS, MODEL_KINDS, PRESETS
+from ..catalogue import DISTILL_FLOW_SIZE, DISTILL_METHODS, DISTILL_PAIRS, MODEL_KINDS
 from ..devices import resolve_device
 from ..distributed import SINGLE_PROCESS, World
 from ..models.model import GenerativeModel, ModelConfig
@@ -60,7 +60,7 @@ class DistillConfig:
     pairs: int = DISTILL_PAIRS
     teacher_steps: int | None = None
     teacher_solver: str | None = None
-    # the flow student's size (None: the cpu preset's nf); a few-step student is the teacher's network
+    # the flow student's size (None: DISTILL_FLOW_SIZE's); a few-step student is the teacher's network
     width: int | None = None
     depth: int | None = None
     transforms: int | None = None
@@ -102,10 +102,10 @@ def check_teacher(teacher: GenerativeModel) -> None:
 
 def student_config(teacher: ModelConfig, config: DistillConfig) -> ModelConfig:
     """The student's model config: the teacher's space (target, base, masses, ordering) with an
-    ``nf`` flow of the cpu preset's size unless ``config`` sizes it (``flow``), or an ``fm-z``
+    ``nf`` flow of ``DISTILL_FLOW_SIZE`` unless ``config`` sizes it (``flow``), or an ``fm-z``
     network like the teacher's sampled with ``config.steps`` Euler steps (``few-step``)."""
     if config.method == "flow":
-        size = {**PRESETS["cpu"]["nf"][0], **config.flow_size}
+        size = {**DISTILL_FLOW_SIZE, **config.flow_size}
         return replace(teacher, model="nf", invariant_features=False, pair_features=False, sampler_steps=None,
                        sampler_solver=None, flow_direction="sampling", **size)
     return replace(teacher, model="fm-z", coupling="independent", time_power=1.0, sampler_steps=config.steps,
