@@ -4,7 +4,8 @@ A work folder holds one sub-folder per target with ``teacher/model.pt`` (an fm-z
 ``truth.h5`` (independent target events) and students made by ``lipsgen distill``, each in a
 sub-folder of its own (any name; rows in name order). For each target, in this one process: plain
 and weighted events per second (median of --repeats runs, --threads torch threads; the teacher's
-weighted rate from a tenth of the events) and the share of runs that cross a folding step, then
+weighted rate from a tenth of the events), the share of runs that cross a folding step and each
+student's RMS distance to its teacher's map (per coordinate of the states, 4000 noise draws), then
 ``lipsgen sample`` (plain; with --weights for targets with a density, then ``lipsgen unweight``)
 and one ``lipsgen evaluate`` against the truth. Prints a Markdown table (docs/results.md,
 "Distilled students") and keeps the files under --work.
@@ -63,6 +64,22 @@ def folded_fraction(path: Path, n: int = 2000) -> float:
     return float(folded.double().mean())
 
 
+@torch.no_grad()
+def map_error(teacher_path: Path, student_path: Path, n: int = 4000) -> float:
+    """RMS distance per coordinate between the student's and the teacher's states from the same n
+    noise draws (the teacher at its default steps and deterministic solver)."""
+    teacher, _ = load_model(teacher_path)
+    student, _ = load_model(student_path)
+    z = teacher.noise_prior(n, torch.Generator().manual_seed(0), torch.device("cpu"))
+    ends = []
+    for model in (teacher, student):
+        solver = model.default_solver(density=True)
+        x, _ = model.process.sample(model.net, z, steps=model.default_steps, solver=solver,
+                                    generator=torch.Generator().manual_seed(1))
+        ends.append(x)
+    return float((ends[0] - ends[1]).square().mean().sqrt())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
@@ -95,6 +112,8 @@ def main() -> None:
                 if weighted:
                     speeds[name]["weighted"] = events_per_second(checkpoint, n // 4, True, args.repeats)
                     speeds[name]["folded"] = folded_fraction(checkpoint)
+                if name != "teacher":
+                    speeds[name]["map_error"] = map_error(work / "teacher" / "model.pt", checkpoint)
             if args.skip_samples and (work / f"{name}.h5").exists():
                 continue
             run(lipsgen + ["sample", str(checkpoint), "--events", str(args.events), "--out", str(work / f"{name}.h5"),
@@ -116,9 +135,10 @@ def main() -> None:
         print(f"### {target}: truth {metrics['n_truth']} events, classifier floor AUC {metrics['floor_auc']:.3f}"
               + "".join(f", truth chi2/ndf {k} {v['chi2_ndf']:.2f}" for k, v in truth_spectra.items())
               + "\n")
-        print("| model | steps | events | AUC | below cut | mean weight | ESS / event | unweighting eff. | folded | "
+        print("| model | steps | map error | events | AUC | below cut | mean weight | ESS / event | unweighting eff. "
+              "| folded | "
               + "".join(f"chi2/ndf {k} | " for k in spectra) + "plain ev/s | weighted ev/s |")
-        print("|---|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(spectra) + "---:|---:|")
+        print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(spectra) + "---:|---:|")
         for name in names:
             steps = load_model(work / name / "model.pt")[0].default_steps
             for kind in kinds:
@@ -132,8 +152,9 @@ def main() -> None:
                 chi2 = [f"{m['spectra'][k]['chi2_ndf']:.1f}" if k in m["spectra"] else "" for k in spectra]
                 rate = [f"{speed['plain']:.0f}" if kind == "" and speed else "",
                         f"{speed['weighted']:.0f}" if kind == "_weighted" and speed else ""]
-                print(f"| {name} | {steps} | {kind.strip('_') or 'plain'} ({m['n_events']}) | {m['auc']:.3f} | "
-                      f"{outside} | " + " | ".join(weights + chi2 + rate) + " |")
+                error = f"{speed['map_error']:.3f}" if kind == "" and "map_error" in speed else ""
+                print(f"| {name} | {steps} | {error} | {kind.strip('_') or 'plain'} ({m['n_events']}) | "
+                      f"{m['auc']:.3f} | {outside} | " + " | ".join(weights + chi2 + rate) + " |")
         print()
 
 
