@@ -81,9 +81,9 @@ def main() -> None:
             lambda: (zuko_nsf.from_noise(x) - target).square().mean(), list(zuko_nsf.parameters())),
         "regression step, lipsgen student (sampling direction)": (
             lambda: (sampling(x, from_noise=True) - target).square().mean(), list(sampling.parameters())),
-        "softmax over 8 bins (fwd + bwd, x 12 per step)": (
+        "softmax over 8 bins (fwd + bwd of one call; a step makes 12)": (
             lambda: torch.softmax(logits, -1).square().sum(), [logits]),
-        "exp / sum over 8 bins (fwd + bwd, x 12 per step)": (lambda: exp_sum().square().sum(), [logits]),
+        "exp / sum over 8 bins (fwd + bwd of one call; a step makes 12)": (lambda: exp_sum().square().sum(), [logits]),
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.repeats):  # interleaved: the machine's noise hits every case alike

@@ -105,7 +105,7 @@ def student_config(teacher: ModelConfig, config: DistillConfig) -> ModelConfig:
     ``nf`` flow of ``DISTILL_FLOW_SIZE`` unless ``config`` sizes it (``flow``), or an ``fm-z``
     network like the teacher's sampled with ``config.steps`` Euler steps (``few-step``)."""
     if config.method == "flow":
-        size = {**DISTILL_FLOW_SIZE, **config.flow_size}
+        size: dict[str, Any] = {**DISTILL_FLOW_SIZE, **config.flow_size}
         return replace(teacher, model="nf", invariant_features=False, pair_features=False, sampler_steps=None,
                        sampler_solver=None, flow_direction="sampling", **size)
     return replace(teacher, model="fm-z", coupling="independent", time_power=1.0, sampler_steps=config.steps,
