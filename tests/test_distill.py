@@ -189,6 +189,24 @@ def test_distillation_resumes_exactly_and_refuses_another_teachers_pairs(tmp_pat
                       progress=False, resume=True)
 
 
+@pytest.mark.parametrize("method", ["flow", "few-step"])
+def test_a_diffusion_teacher_is_distilled_from_its_probability_flow(tmp_path, method):
+    """A zdiff teacher's pairs come from its deterministic probability-flow ODE (the same noise gives
+    the same sample); its students are an nf and an fm-z model."""
+    torch.manual_seed(2)
+    teacher = GenerativeModel(ModelConfig(model="zdiff", n_particles=3, sqrt_s=SQRT_S, width=16, depth=1))
+    config = DistillConfig(method=method, steps=2, pairs=64, teacher_steps=4,
+                           **(dict(width=16, transforms=2) if method == "flow" else {}))
+    first, again = (teacher_pairs(teacher, 64, config, torch.Generator().manual_seed(3)) for _ in range(2))
+    assert torch.equal(first, again)
+    result = distill_model(teacher, tmp_path, config, TrainConfig(steps=2, batch_size=32, warmup_steps=1,
+                                                                   checkpoint_every=2), progress=False)
+    student, _ = load_model(result.model_path)
+    assert student.config.model == ("nf" if method == "flow" else "fm-z")
+    events = student.sample(50, seed=1).events
+    assert torch.allclose(events[..., 0].sum(1), torch.full((50,), SQRT_S, dtype=torch.float64), rtol=1e-12)
+
+
 def test_distill_refuses_teachers_without_an_ode_from_gaussian_noise():
     for model in ("nf", "fm-q", "langevin"):
         teacher = GenerativeModel(ModelConfig(model=model, n_particles=3, width=16, depth=1))
