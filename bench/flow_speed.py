@@ -4,7 +4,7 @@ Times, interleaved in one process (median of --repeats rounds of --steps optimis
 the cpu preset's nf size and batch): maximum likelihood (``log_prob`` of data, the ``nf`` model's
 step) and regression through the map from noise (the distilled ``flow`` student's step), for zuko's
 own NSF, lipsgen's flow built with its cheap direction on densities (``nf``) and on sampling (the
-student), and torch's softmax over 8 bins against exp / sum.
+student), and torch's softmax over 8 bins against exp / sum and against softmax over 16 bins.
 
 Usage: python bench/flow_speed.py [--particles 3] [--steps 20] [--repeats 5] [--threads 2]
 """
@@ -67,6 +67,7 @@ def main() -> None:
     target = torch.randn(args.batch, n, 3)
     zuko_nsf, density, sampling = ZukoNSF(n), SplineFlow(n), SplineFlow(n, direction="sampling")
     logits = torch.randn(args.batch * 3 * n, 8, requires_grad=True)
+    logits16 = torch.randn(args.batch * 3 * n, 16, requires_grad=True)
 
     def exp_sum() -> torch.Tensor:
         weights = (logits - logits.amax(-1, keepdim=True).detach()).exp()
@@ -84,6 +85,8 @@ def main() -> None:
         "softmax over 8 bins (fwd + bwd of one call; a step makes 12)": (
             lambda: torch.softmax(logits, -1).square().sum(), [logits]),
         "exp / sum over 8 bins (fwd + bwd of one call; a step makes 12)": (lambda: exp_sum().square().sum(), [logits]),
+        "softmax over 16 bins (fwd + bwd of one call)": (lambda: torch.softmax(logits16, -1).square().sum(),
+                                                         [logits16]),
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.repeats):  # interleaved: the machine's noise hits every case alike
