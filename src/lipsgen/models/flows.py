@@ -31,8 +31,8 @@ SLOPE = 1e-3  # zuko's default minimum slope of the spline
 
 def _knots(logits: Tensor, bound: float) -> Tensor:
     """Bin logits (*, K) -> the K + 1 knot positions on [-bound, bound]: normalised bin sizes by
-    exp / sum rather than torch.softmax, whose CPU kernel over a last axis of 8 takes 5x longer than
-    over 16 in torch 2.13 (docs/benchmarks.md, "Distilled students")."""
+    exp / sum rather than torch.softmax, whose CPU kernel in torch 2.13 takes twice as long over a last
+    axis of 8 as over 16 (docs/benchmarks.md, "Spline flows")."""
     weights = (logits - logits.amax(dim=-1, keepdim=True).detach()).exp()
     fractions = nn.functional.pad(weights / weights.sum(dim=-1, keepdim=True), (1, 0))
     return bound * (2 * torch.cumsum(fractions, dim=-1) - 1)
