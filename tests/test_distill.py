@@ -51,8 +51,8 @@ class GaussianVelocity(nn.Module):
         return -mu + (t - (1 - t) * SIGMA**2) / variance * (x - (1 - t) * mu)
 
 
-def analytic_teacher() -> GenerativeModel:
-    teacher = GenerativeModel(ModelConfig(model="fm-z", n_particles=3, sqrt_s=SQRT_S, width=32, depth=2))
+def analytic_teacher(sqrt_s: float = SQRT_S) -> GenerativeModel:
+    teacher = GenerativeModel(ModelConfig(model="fm-z", n_particles=3, sqrt_s=sqrt_s, width=32, depth=2))
     teacher.net = GaussianVelocity()
     return teacher
 
@@ -118,11 +118,13 @@ def test_the_rollout_loss_is_zero_on_the_exact_secants_and_not_otherwise():
     assert float(rollout_loss(Secant(0.5), {"states": states})) > 0.1
 
 
+@pytest.mark.parametrize("sqrt_s", [1.0, SQRT_S])
 @pytest.mark.parametrize("method", ["flow", "few-step"])
-def test_a_students_density_is_its_maps_jacobian(tmp_path, method):
+def test_a_students_density_is_its_maps_jacobian(tmp_path, method, sqrt_s):
     """The density ``sample(density=True)`` reports equals the noise density over autograd's
-    Jacobian determinant of the student's map, relative to uniform phase space."""
-    teacher = analytic_teacher()
+    Jacobian determinant of the student's map, relative to uniform phase space; the events are the
+    decoded states at the teacher's energy."""
+    teacher = analytic_teacher(sqrt_s)
     config = DistillConfig(method=method, steps=2, pairs=512, **(dict(width=16, transforms=2) if method == "flow"
                                                                  else {}))
     result = distill_model(teacher, tmp_path, config, TrainConfig(steps=30, batch_size=128, warmup_steps=5,
@@ -146,7 +148,8 @@ def test_a_students_density_is_its_maps_jacobian(tmp_path, method):
         expected = (standard_normal_log_prob(z[i:i + 1]) - torch.linalg.slogdet(jacobian)[1]
                     - student.reference_log_prob(x))
         assert torch.allclose(out.log_density[i:i + 1], expected, atol=2e-3), (out.log_density[i], expected)
-        assert torch.allclose(out.events[i:i + 1], student.space.decode(x), atol=1e-5)
+        assert torch.allclose(out.events[i:i + 1], student.space.decode(x), atol=1e-5 * sqrt_s)
+    assert torch.allclose(out.events[..., 0].sum(1), torch.full((6,), sqrt_s, dtype=torch.float64), rtol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["flow", "few-step"])

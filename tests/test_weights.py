@@ -128,7 +128,8 @@ def test_a_folding_step_is_reported_and_a_reflection_is_not():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         jacobian_step(cubic)(torch.cat([outside, 2 * outside]), 1.0, 0.5, False)  # one side of the fold
-        jacobian_step(reflection)(torch.randn((5, 2, 3), dtype=torch.float64), 1.0, 0.5, False)
+        # three coordinates: det(-I_3) = -1 for every event, one orientation everywhere
+        jacobian_step(reflection)(torch.randn((5, 1, 3), dtype=torch.float64), 1.0, 0.5, False)
 
 
 def perturbed_model(kind: str, scale: float, seed: int = 1, **options) -> GenerativeModel:

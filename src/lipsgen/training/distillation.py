@@ -171,10 +171,6 @@ def rollout_loss(net: nn.Module, batch: dict[str, Tensor]) -> Tensor:
     return loss / n_steps
 
 
-def _pairs_record(teacher_digest: str, config: DistillConfig, seed: int) -> dict[str, Any]:
-    return {"teacher_digest": teacher_digest, "seed": seed, **asdict(config)}
-
-
 def _load_or_make_pairs(path: Path, teacher: GenerativeModel, record: dict[str, Any], config: DistillConfig,
                         seed: int, world: World, progress: bool | None) -> Tensor:
     """The teacher's pairs from ``path``, made (by rank 0) and written atomically if absent; pairs
@@ -220,7 +216,7 @@ def distill_model(teacher: GenerativeModel, out_dir: str | os.PathLike[str], con
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed = train_config.seed
-    record = _pairs_record(teacher_digest, config, seed)
+    record = {"teacher_digest": teacher_digest, "seed": seed, **asdict(config)}
     states = _load_or_make_pairs(out / PAIRS_FILE, teacher, record, config, seed, world, progress)
     student = student_config(teacher.config, config)
     initial: dict[str, Any] = {"extra": teacher.extra_state()}

@@ -278,7 +278,9 @@ def train(
     rows = world.rows()
     schedule = _window_schedule(source, train_config, model.process.items_per_event, batch_size, step) \
         if source is not None else None
-    cached_window, data, order = (-1, -1), {}, torch.empty(0, dtype=torch.long)
+    cached_window, order = (-1, -1), torch.empty(0, dtype=torch.long)
+    # items stay on the device for the whole run; events are lifted afresh each epoch (window)
+    data = {k: v.to(device) for k, v in items.tensors.items()} if items is not None else {}
     start, loss_value = time.perf_counter(), float("nan")
     last = train_config.steps if stop_after is None else min(train_config.steps, step + stop_after)
     last_saved = time.monotonic()
@@ -293,7 +295,6 @@ def train(
                 if items is not None:
                     epoch, offset = divmod(step, items.n_items // batch_size)
                     if (epoch, 0) != cached_window:
-                        data = {k: v.to(device) for k, v in items.tensors.items()}
                         order = torch.randperm(items.n_items, generator=derived_generator(seed, "epoch", epoch))
                         cached_window = (epoch, 0)
                 else:
