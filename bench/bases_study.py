@@ -3,33 +3,56 @@
 For every target and base: train fm-z (``lipsgen train --base``), draw plain samples and exactly
 weighted samples, evaluate them against an independent truth, and report the plain classifier
 AUC, the fraction of events below the cut, and for the weighted samples the effective sample size
-per event and the unweighting efficiency, defined as in Gao et al. (arXiv:2001.10028: mean weight
-over the median, across bootstrap replicas, of the maximum weight) and with the raw maximum.
+per event, the unweighting efficiency, defined as in Gao et al. (arXiv:2001.10028: mean weight
+over the median, across bootstrap replicas, of the maximum weight) and with the raw maximum, and
+unweighted events per second (weighted events per second of ``lipsgen sample --weights``, process
+start included, times the bootstrap efficiency).
 Steps per base are set so that the training wall clock is about equal (the chain base's decoded
 event features cost about a third more per step). Prints a Markdown table (docs/results.md,
 "Bases"). Run each target in its own process with OMP_NUM_THREADS=1 when two share the machine.
 
+On targets with a density, the same table also has:
+- ``--base-alone``: each trained model's fitted base sampled on its own (no network), weighted;
+- ``--peers``: integrators that do not learn the physics, on the same density (bench/integration.py):
+  flat RAMBO, VEGAS on RAMBO's chart, madspace's phase-space map with a VEGAS grid, MadNIS on
+  RAMBO's chart (pip install -e '.[bench]').
+
 Usage: python bench/bases_study.py --work DIR [--targets qqg muon z3 z4] [--models fm-z nf zdiff]
        [--bases uniform chain chains] [--events N] [--steps fm-z/uniform=S fm-z/chain=S ...]
+       [--base-alone] [--peers flat vegas madspace madnis]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import machine  # noqa: E402
 from fidelity import run  # noqa: E402
+from integration import PEERS, add_peer_options  # noqa: E402
+from lipsgen.kinematics import phase_space_volume  # noqa: E402
+from lipsgen.models.spaces import ChartSpace  # noqa: E402
+from lipsgen.targets import Target, make_target  # noqa: E402
+from lipsgen.training import load_model  # noqa: E402
+from lipsgen.weights import log_event_weights  # noqa: E402
 
 TARGETS = {"qqg": ["qqg", "--ycut", "1e-3"], "muon": ["muon"], "sarge": ["sarge"],
            "z3": ["pythia", "--jets", "3", "--workers", "1"], "z4": ["pythia", "--jets", "4", "--workers", "1"]}
-DENSITY_TARGETS = ("qqg", "muon")  # targets with a closed-form density, for exact weights
+# targets with a closed-form density, for exact weights (the same parameters as their data)
+DENSITIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "qqg": ("qqg", {"ycut": 1e-3}), "muon": ("muon", {}),
+    "antenna5": ("antenna", {"n_particles": 5, "ycut": 1e-3}),
+    "antenna10": ("antenna", {"n_particles": 10, "ycut": 1e-3})}
 # densities without an event sampler: nf trained from the density alone, judged by its weights only
 DENSITY_ONLY = {"antenna5": ["--target", "antenna", "--particles", "5", "--ycut", "1e-3"],
                 "antenna10": ["--target", "antenna", "--particles", "10", "--ycut", "1e-3"]}
@@ -46,6 +69,45 @@ def unweighting_efficiencies(weights: np.ndarray, replicas: int = 100, seed: int
     return float(weights.mean() / np.median(maxima)), float(weights.mean() / weights.max())
 
 
+def weight_cells(weights: np.ndarray, sample_seconds: float) -> list[str]:
+    """ESS per event, both unweighting efficiencies and unweighted events per second of weights (n,)
+    drawn in ``sample_seconds``."""
+    boot, raw = unweighting_efficiencies(weights)
+    ess = float(weights.sum() ** 2 / (weights**2).sum() / len(weights))
+    return [f"{ess:.3g}", f"{boot:.3g}", f"{raw:.3g}", f"{len(weights) * boot / sample_seconds:.3g}"]
+
+
+def density_of(target: str) -> Target:
+    name, parameters = DENSITIES[target]
+    return make_target(name, **parameters)
+
+
+def base_alone_weights(model_path: Path, target: Target, n: int, seed: int = 5) -> tuple[np.ndarray, float]:
+    """Weights (n,) of n events drawn from a trained model's fitted base alone (no network) and the
+    seconds they took: the base's density g gives w = f / g (V_N f / (V_N g) in lipsgen's convention)."""
+    model, _ = load_model(model_path)
+    space = model.space
+    if not isinstance(space, ChartSpace) or space.base is None:
+        raise ValueError(f"{model_path}: the model has no base (uniform phase space)")
+    start = time.perf_counter()
+    u = torch.rand((n, space.base.dim), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    events, log_g = space.base.forward(u)
+    log_f = space.represented_log_density(target.log_density(events), events)
+    log_volume = math.log(phase_space_volume(target.n_particles, target.sqrt_s))
+    log_w = log_event_weights(log_f, log_g + log_volume, n_particles=target.n_particles, sqrt_s=target.sqrt_s)
+    return log_w.exp().numpy(), time.perf_counter() - start
+
+
+def peer_rows(target: str, args: argparse.Namespace) -> None:
+    """One row per peer integrator on the target's density."""
+    density = density_of(target)
+    for peer in args.peers:
+        weights, sample_s, total_s = PEERS[peer](density, args.weighted, args)
+        integral = f"integral {weights.mean():.4g} ± {weights.std() / len(weights) ** 0.5:.2g}"
+        print("| " + " | ".join([target, f"peer: {peer}", "-", "-", f"{total_s:.0f}", "-", "-", integral,
+                                 *weight_cells(weights, sample_s)]) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
@@ -58,6 +120,11 @@ def main() -> None:
     parser.add_argument("--train-seed", type=int, default=1, help="seed of the density-only targets' training")
     parser.add_argument("--steps", nargs="+", default=[],
                         help="training steps, MODEL/BASE=STEPS (defaults: about 4 minutes each, DEFAULT_STEPS)")
+    parser.add_argument("--base-alone", action="store_true",
+                        help="also weight each model's fitted base on its own (targets with a density)")
+    parser.add_argument("--peers", nargs="*", default=[], choices=list(PEERS),
+                        help="integrators on the same density, in the same table (targets with a density)")
+    add_peer_options(parser)
     args = parser.parse_args()
     steps = {**{k: str(v) for k, v in DEFAULT_STEPS.items()}, **dict(item.split("=") for item in args.steps)}
     lipsgen = [sys.executable, "-m", "lipsgen"]
@@ -65,12 +132,14 @@ def main() -> None:
 
     print(f"Machine: {machine()}\n")
     print("| target | model | base | steps | train (s) | plain AUC | below ycut | weighted AUC | ESS / event | "
-          "unweighting eff. (bootstrap) | unweighting eff. (raw max) |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "unweighting eff. (bootstrap) | unweighting eff. (raw max) | unweighted ev/s |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for target in args.targets:
         work = args.work / target
         work.mkdir(parents=True, exist_ok=True)
         log = work / "log.txt"
+        if target in DENSITIES:
+            peer_rows(target, args)
         if target in DENSITY_ONLY:
             density_only(target, args, steps, lipsgen, work, log)
             continue
@@ -87,10 +156,10 @@ def main() -> None:
                                      "--out", str(out), "--max-steps", steps[f"{model}/{base}"]], log)
             run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.truth), "--out", str(plain),
                            "--seed", "3", "--force"], log)
-            has_density = target in DENSITY_TARGETS
+            has_density = target in DENSITIES
             if has_density:
-                run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.weighted), "--out", str(weighted),
-                               "--weights", "--steps", "20", "--seed", "4", "--force"], log)
+                weighted_s = run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.weighted), "--out",
+                                            str(weighted), "--weights", "--steps", "20", "--seed", "4", "--force"], log)
             report = work / f"{name}_report"
             run(lipsgen + ["evaluate", "--truth", str(truth_file), "--samples", str(plain)]
                 + (["--samples", str(weighted)] if has_density else []) + ["--out", str(report), "--force"], log)
@@ -101,12 +170,22 @@ def main() -> None:
             if has_density:
                 with h5py.File(weighted) as f:
                     w = np.asarray(f["weights"])
-                boot, raw = unweighting_efficiencies(w)
-                ess = float(w.sum() ** 2 / (w**2).sum() / len(w))
-                cells += [f"{samples[weighted.stem]['auc']:.3f}", f"{ess:.3f}", f"{boot:.3f}", f"{raw:.3f}"]
+                cells += [f"{samples[weighted.stem]['auc']:.3f}", *weight_cells(w, weighted_s)]
             else:
-                cells += ["-"] * 4  # no target density: no exact weights
+                cells += ["-"] * 5  # no target density: no exact weights
             print("| " + " | ".join(cells) + " |", flush=True)
+            if has_density and args.base_alone:
+                base_alone_row(target, model, base, out, args)
+
+
+def base_alone_row(target: str, model: str, base: str, out: Path, args: argparse.Namespace) -> None:
+    """The row of a trained model's fitted base sampled alone (none for uniform phase space)."""
+    if base == "uniform":
+        return
+    weights, seconds = base_alone_weights(out / "model.pt", density_of(target), args.weighted)
+    integral = f"integral {weights.mean():.4g} ± {weights.std() / len(weights) ** 0.5:.2g}"
+    print("| " + " | ".join([target, f"{base} base alone (fitted for {model})", base, "-", "-", "-", "-", integral,
+                             *weight_cells(weights, seconds)]) + " |", flush=True)
 
 
 def density_only(target: str, args: argparse.Namespace, steps: dict[str, str], lipsgen: list[str], work: Path,
@@ -118,15 +197,15 @@ def density_only(target: str, args: argparse.Namespace, steps: dict[str, str], l
         out, weighted = work / f"nf_{base}", work / f"nf_{base}_weighted.h5"
         train_s = run(lipsgen + ["train", *DENSITY_ONLY[target], "--model", "nf", "--base", base, "--out", str(out),
                                  "--max-steps", steps[f"nf/{base}"], "--seed", str(args.train_seed)], log)
-        run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.weighted), "--out", str(weighted),
-                       "--weights", "--seed", "4", "--force"], log)
+        weighted_s = run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.weighted), "--out",
+                                    str(weighted), "--weights", "--seed", "4", "--force"], log)
         with h5py.File(weighted) as f:
             w = np.asarray(f["weights"])
-        boot, raw = unweighting_efficiencies(w)
-        ess = float(w.sum() ** 2 / (w**2).sum() / len(w))
         integral = f"{w.mean():.4g} ± {w.std() / len(w) ** 0.5:.2g}"
-        print(f"| {target} | nf | {base} | {steps[f'nf/{base}']} | {train_s:.0f} | - | - | integral {integral} | "
-              f"{ess:.2e} | {boot:.2e} | {raw:.2e} |", flush=True)
+        print("| " + " | ".join([target, "nf", base, steps[f"nf/{base}"], f"{train_s:.0f}", "-", "-",
+                                 f"integral {integral}", *weight_cells(w, weighted_s)]) + " |", flush=True)
+        if args.base_alone:
+            base_alone_row(target, "nf", base, out, args)
 
 
 if __name__ == "__main__":

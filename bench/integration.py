@@ -4,6 +4,8 @@ Methods, all on the same densities (lipsgen's closed forms, log m on phase space
 - ``flat``: uniform phase space (RAMBO), weight m V_N;
 - ``vegas``: the ``vegas`` package adapting its grid on RAMBO's chart of the unit hypercube (4N
   uniforms -> q -> p, constant Jacobian V_N), then sampling from the adapted map;
+- ``madspace``: madspace's leptonic phase-space map (invariants as 1/s^0.8) with a VEGAS grid on its
+  random numbers;
 - ``madnis``: MadNIS (neural importance sampling, its default flow and loss) on the same chart;
 - ``nf``: lipsgen's spline flow in z-space trained from the density alone (no events);
 - ``fm-z``: lipsgen's z-space flow matching trained on events (targets with an event sampler only),
@@ -28,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -36,7 +39,7 @@ import torch  # noqa: E402
 
 from common import machine  # noqa: E402
 from lipsgen.coordinates.qspace import prior_from_uniforms  # noqa: E402
-from lipsgen.coordinates.rambo import rambo_map_components  # noqa: E402
+from lipsgen.coordinates.rambo import rambo_map, rambo_map_components  # noqa: E402
 from lipsgen.models.model import ModelConfig  # noqa: E402
 from lipsgen.targets import Target, make_target  # noqa: E402
 from lipsgen.training import load_model, resolve_preset, train  # noqa: E402
@@ -70,15 +73,29 @@ def summary(weights: np.ndarray, sample_seconds: float, total_seconds: float) ->
     return s
 
 
-def run_flat(target: Target, n: int, args: argparse.Namespace) -> dict[str, float]:
+def flat_weights(target: Target, n: int, args: argparse.Namespace) -> tuple[np.ndarray, float, float]:
+    """Weights (n,) of uniform phase space, seconds of sampling and in total (no adaptation)."""
     start = time.perf_counter()
     rng = np.random.default_rng(1)
     weights = chart_weights(target, rng.random((n, 4 * target.n_particles)))
     elapsed = time.perf_counter() - start
-    return summary(weights, elapsed, elapsed)
+    return weights, elapsed, elapsed
 
 
-def run_vegas(target: Target, n: int, args: argparse.Namespace) -> dict[str, float]:
+def _vegas_pass(integrator: Any, n: int, weights_at: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """One pass of about n points drawn from an adapted ``vegas.Integrator``, weighted: over one pass
+    sum(jacobian * f) estimates the integral, so per event f * jacobian * (points in the pass)."""
+    integrator.set(neval=n)
+    points, jacobians = [], []
+    for u, jacobian in integrator.random_batch():
+        points.append(np.array(u))
+        jacobians.append(np.array(jacobian))
+    u, jac = np.concatenate(points), np.concatenate(jacobians)
+    return weights_at(u) * jac * len(u)
+
+
+def vegas_weights(target: Target, n: int, args: argparse.Namespace) -> tuple[np.ndarray, float, float]:
+    """VEGAS (the ``vegas`` package) adapted on RAMBO's chart, then one pass sampled from its map."""
     import vegas
 
     start = time.perf_counter()
@@ -86,19 +103,40 @@ def run_vegas(target: Target, n: int, args: argparse.Namespace) -> dict[str, flo
     integrand = vegas.lbatchintegrand(lambda u: chart_weights(target, u))
     integrator(integrand, nitn=args.vegas_iterations, neval=args.vegas_evaluations)  # adapt the grid
     adapted = time.perf_counter()
-    integrator.set(neval=n)
-    points, jacobians = [], []
-    for u, weight in integrator.random_batch():  # one full pass of about n points
-        points.append(np.array(u))
-        jacobians.append(np.array(weight))
-    u, jac = np.concatenate(points), np.concatenate(jacobians)
-    # over one pass sum(weight * f) estimates the integral: per event, f * weight * (points in the pass)
-    weights = chart_weights(target, u) * jac * len(u)
+    weights = _vegas_pass(integrator, n, lambda u: chart_weights(target, u))
     done = time.perf_counter()
-    return summary(weights, done - adapted, done - start)
+    return weights, done - adapted, done - start
 
 
-def run_madnis(target: Target, n: int, args: argparse.Namespace) -> dict[str, float]:
+def madspace_weights(target: Target, n: int, args: argparse.Namespace) -> tuple[np.ndarray, float, float]:
+    """madspace's leptonic phase-space map (time-like invariants as 1/s^p, p = --madspace-power) as the
+    chart, a VEGAS grid (the ``vegas`` package) adapted on its random numbers, one pass sampled."""
+    import madspace
+    import vegas
+
+    mapping = madspace.PhaseSpaceMapping([0.0] * (target.n_particles + 2), target.sqrt_s, leptonic=True,
+                                         invariant_power=args.madspace_power,
+                                         mode=madspace.PhaseSpaceMapping.TChannelMode.propagator)
+    to_lipsgen = (2 * math.pi) ** (3 * target.n_particles - 4)  # madspace's dPhi carries (2 pi)^(4 - 3N)
+
+    def weights_at(u: np.ndarray) -> np.ndarray:
+        momenta, _, _, jacobian = (np.asarray(a) for a in mapping.map_forward([np.ascontiguousarray(u)]))
+        events = torch.from_numpy(np.ascontiguousarray(momenta[:, 2:]))  # beams first
+        # madspace conserves to ~1e-12: lipsgen's exact projection, a change of 1 + O(1e-12) in the density
+        events = rambo_map(events[..., 1:], sqrt_s=target.sqrt_s).p
+        return target.log_density(events).exp().numpy() * jacobian * to_lipsgen
+
+    start = time.perf_counter()
+    integrator = vegas.Integrator(mapping.random_dim() * [[0.0, 1.0]])
+    integrator(vegas.lbatchintegrand(weights_at), nitn=args.vegas_iterations, neval=args.vegas_evaluations)
+    adapted = time.perf_counter()
+    weights = _vegas_pass(integrator, n, weights_at)
+    done = time.perf_counter()
+    return weights, done - adapted, done - start
+
+
+def madnis_weights(target: Target, n: int, args: argparse.Namespace) -> tuple[np.ndarray, float, float]:
+    """MadNIS (the ``madnis`` package, its default flow and loss) trained on RAMBO's chart."""
     from madnis.integrator import Integrator
 
     start = time.perf_counter()
@@ -115,7 +153,20 @@ def run_madnis(target: Target, n: int, args: argparse.Namespace) -> dict[str, fl
         batch = integrator.sample(n)
     weights = batch.weights.double().numpy()
     done = time.perf_counter()
-    return summary(weights, done - trained, done - start)
+    return weights, done - trained, done - start
+
+
+PEERS: dict[str, Callable[[Target, int, argparse.Namespace], tuple[np.ndarray, float, float]]] = {
+    "flat": flat_weights, "vegas": vegas_weights, "madspace": madspace_weights, "madnis": madnis_weights}
+
+
+def add_peer_options(parser: argparse.ArgumentParser) -> None:
+    """The peers' settings, shared with bench/bases_study.py."""
+    parser.add_argument("--vegas-iterations", type=int, default=10)
+    parser.add_argument("--vegas-evaluations", type=int, default=100_000)
+    parser.add_argument("--madnis-steps", type=int, default=1000)
+    parser.add_argument("--madspace-power", type=float, default=0.8,
+                        help="madspace's invariant power p (1/s^p; its default 0.8)")
 
 
 def _sample_weights(model_path: Path, target: Target, n: int, steps: int | None) -> tuple[np.ndarray, float]:
@@ -153,7 +204,14 @@ def run_fm_z(target: Target, n: int, args: argparse.Namespace) -> dict[str, floa
     return summary(weights, seconds, time.perf_counter() - start)
 
 
-METHODS = {"flat": run_flat, "vegas": run_vegas, "madnis": run_madnis, "nf": run_nf, "fm-z": run_fm_z}
+def run_peer(name: str) -> Callable[[Target, int, argparse.Namespace], dict[str, float]]:
+    def run(target: Target, n: int, args: argparse.Namespace) -> dict[str, float]:
+        return summary(*PEERS[name](target, n, args))
+
+    return run
+
+
+METHODS = {**{name: run_peer(name) for name in PEERS}, "nf": run_nf, "fm-z": run_fm_z}
 
 
 def main() -> None:
@@ -161,9 +219,7 @@ def main() -> None:
     parser.add_argument("--targets", default="qqg,muon,antenna5,antenna10")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--events", type=int, default=100_000, help="weighted events per method")
-    parser.add_argument("--vegas-iterations", type=int, default=10)
-    parser.add_argument("--vegas-evaluations", type=int, default=100_000)
-    parser.add_argument("--madnis-steps", type=int, default=1000)
+    add_peer_options(parser)
     parser.add_argument("--nf-steps", type=int, default=2000)
     parser.add_argument("--nf-batch", type=int, default=1024)
     parser.add_argument("--fm-events", type=int, default=100_000)
