@@ -53,9 +53,11 @@ DENSITIES: dict[str, tuple[str, dict[str, Any]]] = {
     "qqg": ("qqg", {"ycut": 1e-3}), "muon": ("muon", {}),
     "antenna5": ("antenna", {"n_particles": 5, "ycut": 1e-3}),
     "antenna10": ("antenna", {"n_particles": 10, "ycut": 1e-3})}
-# densities without an event sampler: nf trained from the density alone, judged by its weights only
-DENSITY_ONLY = {"antenna5": ["--target", "antenna", "--particles", "5", "--ycut", "1e-3"],
-                "antenna10": ["--target", "antenna", "--particles", "10", "--ycut", "1e-3"]}
+# densities without an event sampler: nf trained from the density alone (lipsgen train --target),
+# judged by its weights only
+DENSITY_ONLY = {name: ["--target", target, "--particles", str(parameters["n_particles"]),
+                       "--ycut", str(parameters["ycut"])]
+                for name, (target, parameters) in DENSITIES.items() if target == "antenna"}
 # Training steps per model and base at about 4 minutes on one thread (the MLP targets; the transformer
 # of unlabelled targets takes about twice as long per step); override with --steps MODEL/BASE=S.
 DEFAULT_STEPS = {"fm-z/uniform": 8000, "fm-z/chain": 6000, "fm-z/chains": 6000, "zdiff/uniform": 8000,
