@@ -30,7 +30,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -82,37 +81,38 @@ def flat_weights(target: Target, n: int, args: argparse.Namespace) -> tuple[np.n
     return weights, elapsed, elapsed
 
 
-def _vegas_pass(integrator: Any, n: int, weights_at: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """One pass of about n points drawn from an adapted ``vegas.Integrator``, weighted: over one pass
-    sum(jacobian * f) estimates the integral, so per event f * jacobian * (points in the pass)."""
+def _vegas(dim: int, weights_at: Callable[[np.ndarray], np.ndarray], n: int,
+           args: argparse.Namespace) -> tuple[np.ndarray, float, float]:
+    """VEGAS (the ``vegas`` package) adapted on a chart ``weights_at`` of the unit hypercube of ``dim``
+    dimensions (points (m, dim) -> weights (m,) of the uniform chart), then one pass of about n points
+    drawn from its map: weights (n,), seconds of that pass and in total."""
+    import vegas
+
+    start = time.perf_counter()
+    integrator = vegas.Integrator(dim * [[0.0, 1.0]])
+    integrator(vegas.lbatchintegrand(weights_at), nitn=args.vegas_iterations, neval=args.vegas_evaluations)
+    adapted = time.perf_counter()
     integrator.set(neval=n)
     points, jacobians = [], []
     for u, jacobian in integrator.random_batch():
         points.append(np.array(u))
         jacobians.append(np.array(jacobian))
     u, jac = np.concatenate(points), np.concatenate(jacobians)
-    return weights_at(u) * jac * len(u)
-
-
-def vegas_weights(target: Target, n: int, args: argparse.Namespace) -> tuple[np.ndarray, float, float]:
-    """VEGAS (the ``vegas`` package) adapted on RAMBO's chart, then one pass sampled from its map."""
-    import vegas
-
-    start = time.perf_counter()
-    integrator = vegas.Integrator(4 * target.n_particles * [[0.0, 1.0]])
-    integrand = vegas.lbatchintegrand(lambda u: chart_weights(target, u))
-    integrator(integrand, nitn=args.vegas_iterations, neval=args.vegas_evaluations)  # adapt the grid
-    adapted = time.perf_counter()
-    weights = _vegas_pass(integrator, n, lambda u: chart_weights(target, u))
+    # over one pass sum(jacobian * f) estimates the integral: per event f * jacobian * (points in the pass)
+    weights = weights_at(u) * jac * len(u)
     done = time.perf_counter()
     return weights, done - adapted, done - start
 
 
+def vegas_weights(target: Target, n: int, args: argparse.Namespace) -> tuple[np.ndarray, float, float]:
+    """VEGAS adapted on RAMBO's chart (4N uniforms -> q -> p, constant Jacobian V_N)."""
+    return _vegas(4 * target.n_particles, lambda u: chart_weights(target, u), n, args)
+
+
 def madspace_weights(target: Target, n: int, args: argparse.Namespace) -> tuple[np.ndarray, float, float]:
     """madspace's leptonic phase-space map (time-like invariants as 1/s^p, p = --madspace-power) as the
-    chart, a VEGAS grid (the ``vegas`` package) adapted on its random numbers, one pass sampled."""
+    chart, a VEGAS grid adapted on its random numbers."""
     import madspace
-    import vegas
 
     mapping = madspace.PhaseSpaceMapping([0.0] * (target.n_particles + 2), target.sqrt_s, leptonic=True,
                                          invariant_power=args.madspace_power,
@@ -126,13 +126,7 @@ def madspace_weights(target: Target, n: int, args: argparse.Namespace) -> tuple[
         events = rambo_map(events[..., 1:], sqrt_s=target.sqrt_s).p
         return target.log_density(events).exp().numpy() * jacobian * to_lipsgen
 
-    start = time.perf_counter()
-    integrator = vegas.Integrator(mapping.random_dim() * [[0.0, 1.0]])
-    integrator(vegas.lbatchintegrand(weights_at), nitn=args.vegas_iterations, neval=args.vegas_evaluations)
-    adapted = time.perf_counter()
-    weights = _vegas_pass(integrator, n, weights_at)
-    done = time.perf_counter()
-    return weights, done - adapted, done - start
+    return _vegas(mapping.random_dim(), weights_at, n, args)
 
 
 def madnis_weights(target: Target, n: int, args: argparse.Namespace) -> tuple[np.ndarray, float, float]:
