@@ -24,20 +24,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bases_study import weight_cells  # noqa: E402
+from bases_study import draw_from_base, weight_cells  # noqa: E402
 from common import machine  # noqa: E402
 from lipsgen.bases import make_base  # noqa: E402
-from lipsgen.bases.protocol import PhaseSpaceMap  # noqa: E402
 from lipsgen.coordinates.qspace import sample_prior  # noqa: E402
 from lipsgen.coordinates.rambo import rambo_map  # noqa: E402
-from lipsgen.targets import Target, make_target  # noqa: E402
-
-
-def draw(base: PhaseSpaceMap, target: Target, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """n events (n, N, 4) from the base and their log weights log f / g (n,) (-inf outside the support)."""
-    u = torch.rand((n, base.dim), generator=generator, dtype=torch.float64)
-    events, log_g = base.forward(u)
-    return events, (target.log_density(events) - log_g).nan_to_num(nan=-math.inf)
+from lipsgen.targets import make_target  # noqa: E402
 
 
 def main() -> None:
@@ -65,14 +57,13 @@ def main() -> None:
         base.fit(events, torch.softmax(log_w, dim=0))
         fit_s = time.perf_counter() - start
         start = time.perf_counter()
-        _, log_w_test = draw(base, target, args.events, generator)
-        weights = log_w_test.exp().numpy()
+        _, log_w_test = draw_from_base(base, target, args.events, generator)
+        weights = log_w_test.nan_to_num(nan=-math.inf).exp().numpy()
         label = "uniform events (lipsgen train)" if fit == 0 else f"round {fit}: the base's own draws"
-        integral = f"{weights.mean():.4g} ± {weights.std() / len(weights) ** 0.5:.2g}"
-        print("| " + " | ".join([label, f"{fit_s:.0f}", integral,
-                                 *weight_cells(weights, time.perf_counter() - start),
+        print("| " + " | ".join([label, f"{fit_s:.0f}", *weight_cells(weights, time.perf_counter() - start),
                                  f"{np.mean(weights == 0):.2f}"]) + " |", flush=True)
-        events, log_w = draw(base, target, args.fit_events, generator)
+        events, log_w = draw_from_base(base, target, args.fit_events, generator)
+        log_w = log_w.nan_to_num(nan=-math.inf)
 
 
 if __name__ == "__main__":

@@ -40,11 +40,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 from fidelity import run  # noqa: E402
 from integration import PEERS, add_peer_options  # noqa: E402
+from lipsgen.bases import PhaseSpaceMap  # noqa: E402
 from lipsgen.kinematics import phase_space_volume  # noqa: E402
 from lipsgen.models.spaces import ChartSpace  # noqa: E402
 from lipsgen.targets import Target, make_target  # noqa: E402
 from lipsgen.training import load_model  # noqa: E402
-from lipsgen.weights import log_event_weights  # noqa: E402
+from lipsgen.weights import log_event_weights, summarise_weights  # noqa: E402
 
 TARGETS = {"qqg": ["qqg", "--ycut", "1e-3"], "muon": ["muon"], "sarge": ["sarge"],
            "z3": ["pythia", "--jets", "3", "--workers", "1"], "z4": ["pythia", "--jets", "4", "--workers", "1"]}
@@ -64,19 +65,20 @@ DEFAULT_STEPS = {"fm-z/uniform": 8000, "fm-z/chain": 6000, "fm-z/chains": 6000, 
                  "zdiff/chain": 6000, "zdiff/chains": 6000, "nf/uniform": 2000, "nf/chain": 2000, "nf/chains": 1500}
 
 
-def unweighting_efficiencies(weights: np.ndarray, replicas: int = 100, seed: int = 0) -> tuple[float, float]:
-    """(mean / median over bootstrap replicas of the maximum weight, mean / raw maximum)."""
+def bootstrap_unweighting_efficiency(weights: np.ndarray, replicas: int = 100, seed: int = 0) -> float:
+    """Mean weight over the median, across bootstrap replicas, of the maximum weight (Gao et al.)."""
     rng = np.random.default_rng(seed)
     maxima = [weights[rng.integers(0, len(weights), len(weights))].max() for _ in range(replicas)]
-    return float(weights.mean() / np.median(maxima)), float(weights.mean() / weights.max())
+    return float(weights.mean() / np.median(maxima))
 
 
 def weight_cells(weights: np.ndarray, sample_seconds: float) -> list[str]:
-    """ESS per event, both unweighting efficiencies and unweighted events per second of weights (n,)
-    drawn in ``sample_seconds``."""
-    boot, raw = unweighting_efficiencies(weights)
-    ess = float(weights.sum() ** 2 / (weights**2).sum() / len(weights))
-    return [f"{ess:.3g}", f"{boot:.3g}", f"{raw:.3g}", f"{len(weights) * boot / sample_seconds:.3g}"]
+    """The integral, ESS per event, both unweighting efficiencies (bootstrap, raw maximum) and
+    unweighted events per second of weights (n,) drawn in ``sample_seconds``."""
+    summary = summarise_weights(torch.from_numpy(weights))
+    boot = bootstrap_unweighting_efficiency(weights)
+    return [f"integral {summary.integral:.4g} ± {summary.integral_error:.2g}", f"{summary.ess_per_event:.3g}",
+            f"{boot:.3g}", f"{summary.unweighting_efficiency:.3g}", f"{len(weights) * boot / sample_seconds:.3g}"]
 
 
 def density_of(target: str) -> Target:
@@ -84,19 +86,30 @@ def density_of(target: str) -> Target:
     return make_target(name, **parameters)
 
 
+def draw_from_base(base: PhaseSpaceMap, target: Target, n: int, generator: torch.Generator,
+                   space: ChartSpace | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n events (n, N, 4) drawn from a base alone and their log weights log f / g (n,), -inf outside
+    the target's support; with a model's chart ``space``, f as that space represents the events
+    (energy-ordered unlabelled particles)."""
+    u = torch.rand((n, base.dim), generator=generator, dtype=torch.float64)
+    events, log_g = base.forward(u)
+    log_f = target.log_density(events)
+    if space is not None:
+        log_f = space.represented_log_density(log_f, events)
+    # the model convention's log(V_N g): the weight is V_N f / (V_N g)
+    log_model = log_g + math.log(phase_space_volume(target.n_particles, target.sqrt_s))
+    return events, log_event_weights(log_f, log_model, n_particles=target.n_particles, sqrt_s=target.sqrt_s)
+
+
 def base_alone_weights(model_path: Path, target: Target, n: int, seed: int = 5) -> tuple[np.ndarray, float]:
     """Weights (n,) of n events drawn from a trained model's fitted base alone (no network) and the
-    seconds they took: the base's density g gives w = f / g (V_N f / (V_N g) in lipsgen's convention)."""
+    seconds they took."""
     model, _ = load_model(model_path)
     space = model.space
     if not isinstance(space, ChartSpace) or space.base is None:
         raise ValueError(f"{model_path}: the model has no base (uniform phase space)")
     start = time.perf_counter()
-    u = torch.rand((n, space.base.dim), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    events, log_g = space.base.forward(u)
-    log_f = space.represented_log_density(target.log_density(events), events)
-    log_volume = math.log(phase_space_volume(target.n_particles, target.sqrt_s))
-    log_w = log_event_weights(log_f, log_g + log_volume, n_particles=target.n_particles, sqrt_s=target.sqrt_s)
+    _, log_w = draw_from_base(space.base, target, n, torch.Generator().manual_seed(seed), space)
     return log_w.exp().numpy(), time.perf_counter() - start
 
 
@@ -105,8 +118,7 @@ def peer_rows(target: str, args: argparse.Namespace) -> None:
     density = density_of(target)
     for peer in args.peers:
         weights, sample_s, total_s = PEERS[peer](density, args.weighted, args)
-        integral = f"integral {weights.mean():.4g} ± {weights.std() / len(weights) ** 0.5:.2g}"
-        print("| " + " | ".join([target, f"peer: {peer}", "-", "-", f"{total_s:.0f}", "-", "-", integral,
+        print("| " + " | ".join([target, f"peer: {peer}", "-", "-", f"{total_s:.0f}", "-", "-",
                                  *weight_cells(weights, sample_s)]) + " |", flush=True)
 
 
@@ -172,7 +184,7 @@ def main() -> None:
             if has_density:
                 with h5py.File(weighted) as f:
                     w = np.asarray(f["weights"])
-                cells += [f"{samples[weighted.stem]['auc']:.3f}", *weight_cells(w, weighted_s)]
+                cells += [f"{samples[weighted.stem]['auc']:.3f}", *weight_cells(w, weighted_s)[1:]]
             else:
                 cells += ["-"] * 5  # no target density: no exact weights
             print("| " + " | ".join(cells) + " |", flush=True)
@@ -185,8 +197,7 @@ def base_alone_row(target: str, model: str, base: str, out: Path, args: argparse
     if base == "uniform":
         return
     weights, seconds = base_alone_weights(out / "model.pt", density_of(target), args.weighted)
-    integral = f"integral {weights.mean():.4g} ± {weights.std() / len(weights) ** 0.5:.2g}"
-    print("| " + " | ".join([target, f"{base} base alone (fitted for {model})", base, "-", "-", "-", "-", integral,
+    print("| " + " | ".join([target, f"{base} base alone (fitted for {model})", base, "-", "-", "-", "-",
                              *weight_cells(weights, seconds)]) + " |", flush=True)
 
 
@@ -203,9 +214,8 @@ def density_only(target: str, args: argparse.Namespace, steps: dict[str, str], l
                                     str(weighted), "--weights", "--seed", "4", "--force"], log)
         with h5py.File(weighted) as f:
             w = np.asarray(f["weights"])
-        integral = f"{w.mean():.4g} ± {w.std() / len(w) ** 0.5:.2g}"
         print("| " + " | ".join([target, "nf", base, steps[f"nf/{base}"], f"{train_s:.0f}", "-", "-",
-                                 f"integral {integral}", *weight_cells(w, weighted_s)]) + " |", flush=True)
+                                 *weight_cells(w, weighted_s)]) + " |", flush=True)
         if args.base_alone:
             base_alone_row(target, "nf", base, out, args)
 
