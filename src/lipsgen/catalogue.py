@@ -20,7 +20,7 @@ Coupling = Literal["independent", "fibre"]
 __all__ = ["Lift", "Backbone", "Drift", "Divergence", "ReverseVariance", "TimeLaw", "LossWeight", "Coupling",
            "MODEL_KINDS", "MODEL_HELP", "BASE_HELP", "PRESETS", "PRESET_HELP", "TARGET_OPTIONS", "TARGET_HELP",
            "TARGET_SQRT_S", "DEFAULT_CHUNK_SIZE", "EMERGENCE_STRUCTURES", "EMERGENCE_TIMES", "EMERGENCE_DEFAULTS",
-           "DISTILL_METHODS", "DISTILL_TRAIN", "DISTILL_PAIRS", "DISTILL_FLOW_SIZE"]
+           "DISTILL_METHODS", "DISTILL_TRAIN", "DISTILL_PAIRS", "DISTILL_FLOW_SIZE", "SYMMETRY_HELP"]
 
 # model name -> (space, process, prior for flow matching)
 MODEL_KINDS: dict[str, tuple[str, str, str]] = {
@@ -122,6 +122,14 @@ BASE_HELP = {
 
 # Pythia jet data (lipsgen data pythia): the Z pole in GeV (Pythia's default Z mass) and the events
 # per independently seeded Pythia run.
+# relabelling symmetries a model can be symmetrised over (lipsgen.models.symmetry)
+SYMMETRY_HELP = {
+    "none": "the model as trained",
+    "cyclic": "the N rotations of the particle labels 0..N-1 (a colour loop with one orientation)",
+    "dihedral": "the rotations and their reversals, 2N (a colour loop: the antenna, leading-colour gluons)",
+    "all": "every permutation, N! (identical particles; N <= 6)",
+}
+
 Z_POLE = 91.1876
 PYTHIA_BLOCK_SIZE = 5000
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import add_force_option, check_output, positive_int, seed_value
+from .options import add_force_option, add_symmetry_option, check_output, positive_int, seed_value
 from .sample import weighting_density
 
 
@@ -31,6 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="also the weights V_N f / r for the target density (default: the training target's)")
     parser.add_argument("--density", default=None, metavar="MODULE:FUNCTION",
                         help="with --weights: the target density, as for lipsgen sample")
+    add_symmetry_option(parser)
     parser.add_argument("--seed", type=seed_value, default=0, help="random seed of the fibre draws (default 0)")
     parser.add_argument("--batch-size", type=positive_int, default=4096, help="events per batch (default 4096)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -73,12 +74,13 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(total=len(events), unit="ev", desc="density") as bar:
         for batch in events.split(args.batch_size):
             parts.append(model.log_prob(batch.to(args.device), generator=generator, draws=args.draws,
-                                        steps=args.steps, solver=args.solver).cpu())
+                                        steps=args.steps, solver=args.solver, symmetry=args.symmetry).cpu())
             bar.update(len(batch))
     log_r = torch.cat(parts)
     record = dict(attributes) if not args.weights else {k: v for k, v in attributes.items()
                                                            if not k.startswith("weight")}
-    record.update(density_of_model=str(args.checkpoint), density_draws=args.draws, density_seed=args.seed)
+    record.update(density_of_model=str(args.checkpoint), density_draws=args.draws, density_seed=args.seed,
+                  density_symmetry=args.symmetry)
     datasets = {"log_model_density": log_r.numpy()}
     weights = given_weights
     if args.weights:

@@ -71,6 +71,15 @@ def add_force_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
 
 
+def add_symmetry_option(parser: argparse.ArgumentParser) -> None:
+    from ..catalogue import SYMMETRY_HELP
+
+    parser.add_argument("--symmetry", choices=list(SYMMETRY_HELP), default="none",
+                        help="the model symmetrised over a relabelling group of its particles, for a target that has "
+                        "it: each event relabelled at random, its density averaged over the group (|G| times "
+                        "the cost); " + "; ".join(f"{k}: {v}" for k, v in SYMMETRY_HELP.items()))
+
+
 def check_output(out: Path, *, inputs: Iterable[Path | None] = (), force: bool = False) -> None:
     """Refuse to write over an input of the same command, or over an existing output without
     ``--force``: nothing a user made is lost by a slip of the command line."""

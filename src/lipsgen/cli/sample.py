@@ -12,6 +12,7 @@ from typing import Any
 
 from .options import (
     add_force_option,
+    add_symmetry_option,
     check_output,
     check_output_size,
     non_negative_int,
@@ -49,6 +50,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--density", default=None, metavar="MODULE:FUNCTION",
                         help="with --weights: the target density, a Python function of events (n, N, 4) returning "
                         "log |M|^2 (n,), unnormalised (default: the training target's closed form)")
+    add_symmetry_option(parser)
     parser.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     parser.add_argument("--batch-size", type=positive_int, default=10_000, help="events per sampling batch")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -106,7 +108,7 @@ def _sample(args: argparse.Namespace, world: Any, device: Any) -> int:
         sample_to_file(model, args.events, h5_out, steps=args.steps, solver=args.solver, seed=args.seed,
                        trajectory=args.trajectory, from_data=args.from_data, t=args.t,
                        batch_size=args.batch_size, attributes=extra, support=support, density=density,
-                       world=world)
+                       world=world, symmetry=args.symmetry)
         if not world.is_main:  # rank 0 wrote the file
             return 0
         attrs = read_attributes_h5(h5_out)

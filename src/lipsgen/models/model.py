@@ -21,6 +21,7 @@ from .flows import SplineFlow
 from .networks import MLPBackbone, TransformerBackbone
 from .processes import FlowMatching, LangevinDiffusion, NormalizingFlowProcess, Process, VPDiffusion
 from .spaces import BASE_FIT_EVENTS, ChartSpace, MassiveSpace, Space, make_space
+from .symmetry import relabelling_group
 
 __all__ = ["ModelConfig", "GenerativeModel", "MODEL_KINDS", "SampleOutput", "FittedGaussian"]
 
@@ -296,7 +297,8 @@ class GenerativeModel(nn.Module):
 
     @torch.no_grad()
     def log_prob(self, events: Tensor, *, seed: int | None = None, generator: torch.Generator | None = None,
-                 draws: int = 16, steps: int | None = None, solver: str | None = None) -> Tensor:
+                 draws: int = 16, steps: int | None = None, solver: str | None = None,
+                 symmetry: str = "none") -> Tensor:
         """The model's density of given events (n, N, 4), in the convention of
         ``SampleOutput.log_density``: ``log r(p)`` with ``r = V_N x`` the density on phase space, so
         that weights are ``V_N f / r``.
@@ -309,7 +311,8 @@ class GenerativeModel(nn.Module):
         (RAMBO's boost and scale in z-space, a base chart's spare coordinates, a mixture's
         channel) ``r`` is the fibre average of that density over the reference's; it is estimated
         from ``draws`` draws of the exact fibre law: ``exp(log_prob)`` is unbiased for ``r`` (the
-        log is not: Jensen)."""
+        log is not: Jensen). ``symmetry``: the density of the model symmetrised over that relabelling
+        group (:mod:`lipsgen.models.symmetry`), the same for every relabelling of an event."""
         self.check_density()
         if self.config.lift != "exact":
             raise ValueError("log_prob averages over the exact fibre law; this model lifts with a fixed fibre")
@@ -322,12 +325,45 @@ class GenerativeModel(nn.Module):
         generator = make_generator(seed, generator, device)
         steps = self.default_steps if steps is None else steps
         solver = self.default_solver(density=True) if solver is None else solver
-        terms = []
+        group = self._relabelling_group(symmetry)
+        # each relabelling lifted on its own: an unbiased estimate of every r(g p), where g p may lie
+        # outside the space's support (a base's folded cut) when p does not
+        inside = torch.stack([self.space.in_support(events[:, perm]) for perm in group])
+        if not bool(inside.any(0).all()):
+            first = int(torch.nonzero(~inside.any(0))[0])
+            raise ValueError(f"{int((~inside.any(0)).sum())} of {len(events)} events lie outside the model's support "
+                             f"in every labelling of the symmetry {symmetry!r} (first: event {first})")
+        terms = torch.full((draws, len(group), len(events)), -math.inf, dtype=torch.float64, device=device)
         with _evaluation_mode(self.net):
-            for _ in range(draws):
-                x = self.space.encode(events, generator).to(device)
-                terms.append(self._state_log_prob(x, steps, solver, generator) - self.reference_log_prob(x))
-        return torch.logsumexp(torch.stack(terms), dim=0) - math.log(draws)
+            for draw in range(draws):
+                for g, perm in enumerate(group):
+                    rows = inside[g]
+                    x = self.space.encode(events[rows][:, perm], generator).to(device)
+                    terms[draw, g, rows.to(device)] = (self._state_log_prob(x, steps, solver, generator)
+                                                       - self.reference_log_prob(x))
+        return torch.logsumexp(terms.flatten(0, 1), dim=0) - math.log(draws * len(group))
+
+    def _relabelling_group(self, symmetry: str) -> Tensor:
+        """The permutations (|G|, N) of ``symmetry``, checked against the model's space."""
+        group = relabelling_group(symmetry, self.config.n_particles)
+        if len(group) > 1:
+            self.space.check_relabelling(group)
+        return group
+
+    def _symmetrised_log_density(self, x: Tensor, log_density: Tensor, group: Tensor, steps: int, solver: str,
+                                 generator: torch.Generator) -> Tensor:
+        """``log r_G`` (n,) at states x (n, N, 3), given the model's ``log r`` (n,) there (relative to
+        the reference): the mean of r over the states of x relabelled by every permutation of
+        ``group`` (|G|, N), the identity first, each in x's fibre. The reference density (uniform
+        phase space times the fibre law) is invariant under relabelling, so the ratios average."""
+        if len(group) == 1:
+            return log_density
+        terms = [log_density]
+        for perm in group[1:]:
+            x_g, inside = self.space.relabel(x, perm)
+            term = self._state_log_prob(x_g, steps, solver, generator) - self.reference_log_prob(x_g)
+            terms.append(term.masked_fill(~inside.to(term.device), -math.inf))
+        return torch.logsumexp(torch.stack(terms), dim=0) - math.log(len(group))
 
     def _state_log_prob(self, x: Tensor, steps: int, solver: str, generator: torch.Generator) -> Tensor:
         """log g (n,) float64 of states x (n, N, 3) in the model's space."""
@@ -350,11 +386,15 @@ class GenerativeModel(nn.Module):
         start: Tensor | None = None,
         t_start: float = 1.0,
         density: bool = False,
+        symmetry: str = "none",
     ) -> SampleOutput:
         """Draw events with ``seed`` or ``generator``; ``trajectory = K`` also records K evenly spaced
         states of every run; ``start`` (n, N, 3) replaces the prior draw for partial runs at ``t_start``;
         ``density`` also returns each event's exact model density (``log_density``; the solver
-        defaults to the first of ``process.density_solvers``), at about 3N times the cost."""
+        defaults to the first of ``process.density_solvers``), at about 3N times the cost.
+        ``symmetry`` draws from the model symmetrised over that relabelling group
+        (:mod:`lipsgen.models.symmetry`): every event (and its trajectory) relabelled by a uniformly
+        drawn permutation, its density averaged over the group (|G| times the cost)."""
         device = next(self.net.parameters()).device
         generator = make_generator(seed, generator, device)
         steps = self.default_steps if steps is None else steps
@@ -364,6 +404,7 @@ class GenerativeModel(nn.Module):
                 raise ValueError("densities are computed for full runs from the noise end, without trajectories")
         if solver is None:
             solver = self.default_solver(density)
+        group = self._relabelling_group(symmetry)
         x = self.noise_prior(n_events, generator, device) if start is None else start.to(device)
         with _evaluation_mode(self.net):
             if density:
@@ -371,16 +412,37 @@ class GenerativeModel(nn.Module):
                 x, log_det = self.process.sample_with_log_det(self.net, x, steps=steps, solver=solver,
                                                               generator=generator)
                 _check_finite_states(x, solver, steps)
-                return SampleOutput(self.space.decode(x),
-                                    log_density=log_start - log_det - self.reference_log_prob(x))
+                log_density = self._symmetrised_log_density(x, log_start - log_det - self.reference_log_prob(x),
+                                                            group, steps, solver, generator)
+                return SampleOutput(_relabelled(self.space.decode(x), group, generator), log_density=log_density)
             x, recorded = self.process.sample(self.net, x, steps=steps, solver=solver, generator=generator,
                                               t_start=t_start, trajectory=trajectory)
         _check_finite_states(x, solver, steps)
         events = self.space.decode(x)
         if not trajectory:
-            return SampleOutput(events)
+            return SampleOutput(_relabelled(events, group, generator))
         states = torch.stack([self.space.decode(s) for s in recorded.states])
-        return SampleOutput(events, states, torch.tensor(recorded.times, dtype=torch.float64))
+        choice = _relabelling_choice(len(events), group, generator)
+        return SampleOutput(_relabelled(events, group, generator, choice),
+                            _relabelled(states, group, generator, choice),
+                            torch.tensor(recorded.times, dtype=torch.float64))
+
+
+def _relabelling_choice(n: int, group: Tensor, generator: torch.Generator) -> Tensor:
+    """A permutation (n, N) per event, drawn uniformly from ``group`` (|G|, N)."""
+    index = torch.randint(len(group), (n,), generator=generator, device=generator.device).cpu()
+    return group[index]
+
+
+def _relabelled(events: Tensor, group: Tensor, generator: torch.Generator, choice: Tensor | None = None) -> Tensor:
+    """Events (..., n, N, 4) each relabelled by a permutation drawn from ``group`` (or by ``choice``
+    (n, N)); unchanged, with no draw, for the trivial group."""
+    if len(group) == 1:
+        return events
+    n = events.shape[-3]
+    choice = _relabelling_choice(n, group, generator) if choice is None else choice
+    rows = torch.arange(n).unsqueeze(1)
+    return events[..., rows.to(events.device), choice.to(events.device), :]
 
 
 @contextmanager

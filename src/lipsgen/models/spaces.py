@@ -68,6 +68,21 @@ class Space:
         unchanged but for unlabelled particles put in a canonical order (:class:`ChartSpace`)."""
         return log_density
 
+    def in_support(self, events: Tensor) -> Tensor:
+        """Mask (n,) of events (n, N, 4) this space can encode (all but those outside a base's cut)."""
+        return torch.ones(len(events), dtype=torch.bool, device=events.device)
+
+    def check_relabelling(self, group: Tensor) -> None:
+        """Raise unless every permutation of ``group`` (|G|, N) can relabel this space's states."""
+
+    def relabel(self, x: Tensor, perm: Tensor) -> tuple[Tensor, Tensor]:
+        """States (n, N, 3) of the events that states x (n, N, 3) decode to, relabelled by ``perm``
+        (N,) (particle j of the result is particle ``perm[j]``), in the same fibre as x, and a mask
+        (n,) of the relabelled events inside this space's support (outside: the state is x itself,
+        to be given zero density). Default: permuting the particles of x, exact where the lift is
+        equivariant (RAMBO's q- and z-space, whose fibre is shared by all particles; momenta)."""
+        return x[:, perm], torch.ones(len(x), dtype=torch.bool, device=x.device)
+
     def align_fibre(self, x0: Tensor, x1: Tensor) -> Tensor:
         """States (n, N, 3) that decode to the same events as x0 but lie in the fibres of x1 (the
         same boost b and scale of the RAMBO map): x0 re-lifted with x1's fibre coordinates.
@@ -211,6 +226,28 @@ class ChartSpace(Space):
     def event_momenta(self, x: Tensor) -> Tensor:
         return self._events(x)[..., 1:]
 
+    def in_support(self, events: Tensor) -> Tensor:
+        return torch.isfinite(self._map().inverse(self._canonical(events.to(torch.float64)))[1])
+
+    def check_relabelling(self, group: Tensor) -> None:
+        if self.order_by_energy:
+            raise ValueError("this model's particles are unlabelled (put in decreasing energy): a relabelling "
+                             "symmetry needs a model of labelled particles")
+        if self._map().dim != 3 * self.n_particles - 4:
+            raise ValueError(f"a relabelling symmetry keeps a state's fibre through a bijective base (3N - 4 = "
+                             f"{3 * self.n_particles - 4} coordinates); this base has {self._map().dim} (a "
+                             f"mixture's channel)")
+
+    def relabel(self, x: Tensor, perm: Tensor) -> tuple[Tensor, Tensor]:
+        # the chart's fibre is its spare coordinates, independent of the event: kept as they are
+        base = self._map()
+        flat = x.detach().to(torch.float64).flatten(1)
+        u, _ = base.inverse(self.decode(x)[:, perm.to(x.device)])
+        inside = torch.isfinite(u).all(1)
+        z = torch.special.ndtri(u.clamp(_U_MARGIN, 1 - _U_MARGIN))
+        relabelled = torch.where(inside.unsqueeze(1), torch.cat([z, flat[:, base.dim:]], dim=1), flat)
+        return relabelled.view_as(x).to(x.dtype), inside
+
     def reference_log_prob(self, x: Tensor) -> Tensor:
         # uniform phase space in the chart over the noise end N(0, I) is 1 / (V_N g): N(0, I) is the
         # base, of density g on phase space; for a bijection, u has density w_M / V_N = 1 / (V_N g)
@@ -287,6 +324,19 @@ class MassiveSpace(Space):
 
     def align_fibre(self, x0: Tensor, x1: Tensor) -> Tensor:
         return self.inner.align_fibre(x0, x1)
+
+    def in_support(self, events: Tensor) -> Tensor:
+        return self.inner.in_support(self._massless(events)[0])
+
+    def check_relabelling(self, group: Tensor) -> None:
+        for perm in group:
+            if any(self.masses[int(j)] != mass for j, mass in zip(perm, self.masses)):
+                raise ValueError(f"relabelling by {perm.tolist()} exchanges particles of different masses "
+                                 f"{self.masses}")
+        self.inner.check_relabelling(group)
+
+    def relabel(self, x: Tensor, perm: Tensor) -> tuple[Tensor, Tensor]:
+        return self.inner.relabel(x, perm)  # the massive map commutes with relabelling equal masses
 
     def fit(self, events: Tensor, weights: Tensor | None = None) -> None:
         fit = getattr(self.inner, "fit", None)

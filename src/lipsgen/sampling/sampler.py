@@ -66,6 +66,7 @@ def sample_to_file(
     support: Callable[[torch.Tensor], torch.Tensor] | None = None,
     density: Density | None = None,
     world: World = SINGLE_PROCESS,
+    symmetry: str = "none",
 ) -> Path:
     """Sample ``n_events`` events into an HDF5 file laid out like ``lipsgen data`` output; with
     ``trajectory = K`` also datasets ``trajectory`` (K, events, particles, 4) and
@@ -85,7 +86,10 @@ def sample_to_file(
 
     ``world`` (torchrun): batch i of ``batch_size`` events is drawn by rank i mod K from the
     generator of (seed, i), exactly as one process draws it, and rank 0 writes the batches in order:
-    the file is bit for bit the one-process file. Other ranks write nothing."""
+    the file is bit for bit the one-process file. Other ranks write nothing.
+
+    ``symmetry``: draw from the model symmetrised over that relabelling group
+    (:mod:`lipsgen.models.symmetry`; attribute ``symmetry``)."""
     if event_format(out) != "hdf5":
         raise ValueError(f"{out}: sample_to_file writes HDF5 (.h5); convert with lipsgen.io.write_events")
     if (from_data is None) != (t is None):
@@ -93,6 +97,9 @@ def sample_to_file(
     if support is not None and from_data is not None:
         raise ValueError("a partial run (from_data) denoises given events one to one; it cannot reject any "
                          "(no support cuts)")
+    if symmetry != "none" and from_data is not None:
+        raise ValueError("a partial run (from_data) denoises given events one to one; it cannot relabel them "
+                         "(no symmetry)")
     if density is not None:
         model.check_density()
         if support is not None or from_data is not None or trajectory:
@@ -110,7 +117,7 @@ def sample_to_file(
     meta = {
         "target": config.target, "n_particles": n_particles, "sqrt_s": config.sqrt_s, "model": config.model,
         "steps": steps, "solver": solver, "seed": seed, "exact": model.space.exact,
-        "base": config.base, "lipsgen_version": __version__, **(attributes or {}),
+        "base": config.base, "symmetry": symmetry, "lipsgen_version": __version__, **(attributes or {}),
     }
     if config.masses:
         meta["masses"] = list(config.masses)
@@ -137,7 +144,8 @@ def sample_to_file(
         gen = derived_generator(seed, "sample", index, device)
         start = None if data is None or t is None else partial_start(model, data[done:done + size], t, gen)
         result = model.sample(size, generator=gen, steps=steps, solver=solver, trajectory=trajectory,
-                              start=start, t_start=1.0 if t is None else t, density=density is not None)
+                              start=start, t_start=1.0 if t is None else t, density=density is not None,
+                              symmetry=symmetry)
         arrays: dict[str, Any] = {"events": result.events, "trajectory": result.trajectory, "times": result.times}
         if density is not None and result.log_density is not None:
             log_target = model.space.represented_log_density(checked_log_density(density, result.events),
