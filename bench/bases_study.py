@@ -13,13 +13,14 @@ event features cost about a third more per step). Prints a Markdown table (docs/
 
 On targets with a density, the same table also has:
 - ``--base-alone``: each trained model's fitted base sampled on its own (no network), weighted;
+- ``--symmetries``: flows symmetrised over a relabelling group of the particles (density-only targets);
 - ``--peers``: integrators that do not learn the physics, on the same density (bench/integration.py):
   flat RAMBO, VEGAS on RAMBO's chart, madspace's phase-space map with a VEGAS grid, MadNIS on
   RAMBO's chart (pip install -e '.[bench]').
 
 Usage: python bench/bases_study.py --work DIR [--targets qqg muon z3 z4] [--models fm-z nf zdiff]
        [--bases uniform chain chains] [--events N] [--steps fm-z/uniform=S fm-z/chain=S ...]
-       [--base-alone] [--peers flat vegas madspace madnis]
+       [--base-alone] [--peers flat vegas madspace madnis] [--symmetries none dihedral]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from common import machine  # noqa: E402
 from fidelity import run  # noqa: E402
 from integration import PEERS, add_peer_options  # noqa: E402
 from lipsgen.bases import PhaseSpaceMap  # noqa: E402
+from lipsgen.catalogue import SYMMETRY_HELP  # noqa: E402
 from lipsgen.kinematics import phase_space_volume  # noqa: E402
 from lipsgen.models.spaces import ChartSpace  # noqa: E402
 from lipsgen.targets import Target, make_target  # noqa: E402
@@ -136,6 +138,8 @@ def main() -> None:
                         help="training steps, MODEL/BASE=STEPS (defaults: about 4 minutes each, DEFAULT_STEPS)")
     parser.add_argument("--base-alone", action="store_true",
                         help="also weight each model's fitted base on its own (targets with a density)")
+    parser.add_argument("--symmetries", nargs="+", default=["none"], choices=list(SYMMETRY_HELP),
+                        help="density-only targets: relabelling symmetries of the flows (lipsgen train --symmetry)")
     parser.add_argument("--peers", nargs="*", default=[], choices=list(PEERS),
                         help="integrators on the same density, in the same table (targets with a density)")
     add_peer_options(parser)
@@ -203,21 +207,33 @@ def base_alone_row(target: str, model: str, base: str, out: Path, args: argparse
 
 def density_only(target: str, args: argparse.Namespace, steps: dict[str, str], lipsgen: list[str], work: Path,
                  log: Path) -> None:
-    """nf from the density alone, per base: the weights' ESS, unweighting efficiencies and integral."""
+    """nf from the density alone, per base and relabelling symmetry (``--symmetries``; steps
+    ``nf/BASE/SYMMETRY=S``, default those of ``nf/BASE``): the weights' ESS, unweighting
+    efficiencies and integral. A flow trained without a symmetry is also sampled symmetrised by
+    each of the other symmetries (the group's mixture at sampling only)."""
     import h5py
 
     for base in args.bases:
-        out, weighted = work / f"nf_{base}", work / f"nf_{base}_weighted.h5"
-        train_s = run(lipsgen + ["train", *DENSITY_ONLY[target], "--model", "nf", "--base", base, "--out", str(out),
-                                 "--max-steps", steps[f"nf/{base}"], "--seed", str(args.train_seed)], log)
-        weighted_s = run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.weighted), "--out",
-                                    str(weighted), "--weights", "--seed", "4", "--force"], log)
-        with h5py.File(weighted) as f:
-            w = np.asarray(f["weights"])
-        print("| " + " | ".join([target, "nf", base, steps[f"nf/{base}"], f"{train_s:.0f}", "-", "-",
-                                 *weight_cells(w, weighted_s)]) + " |", flush=True)
-        if args.base_alone:
-            base_alone_row(target, "nf", base, out, args)
+        for symmetry in args.symmetries:
+            name = f"nf_{base}" + ("" if symmetry == "none" else f"_{symmetry}")
+            out, n_steps = work / name, steps.get(f"nf/{base}/{symmetry}", steps[f"nf/{base}"])
+            train_s = run(lipsgen + ["train", *DENSITY_ONLY[target], "--model", "nf", "--base", base, "--out",
+                                     str(out), "--max-steps", n_steps, "--seed", str(args.train_seed),
+                                     "--symmetry", symmetry], log)
+            at_sampling = [s for s in args.symmetries if s != "none"] if symmetry == "none" else []
+            for sampled in [symmetry, *at_sampling]:
+                weighted = work / f"{name}_{sampled}_weighted.h5"
+                weighted_s = run(lipsgen + ["sample", str(out / "model.pt"), "--events", str(args.weighted),
+                                            "--out", str(weighted), "--weights", "--seed", "4", "--force",
+                                            "--symmetry", sampled], log)
+                with h5py.File(weighted) as f:
+                    w = np.asarray(f["weights"])
+                label = ("nf" if symmetry == "none" else f"nf, trained {symmetry}") + (
+                    f", sampled {sampled}" if sampled != symmetry else "")
+                print("| " + " | ".join([target, label, base, n_steps, f"{train_s:.0f}", "-", "-",
+                                         *weight_cells(w, weighted_s)]) + " |", flush=True)
+            if args.base_alone:
+                base_alone_row(target, "nf" if symmetry == "none" else f"nf, {symmetry}", base, out, args)
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def test_relabelled_states_decode_to_the_relabelled_events_in_the_same_fibre(bas
     x = model.noise_prior(3000, torch.Generator().manual_seed(1), torch.device("cpu")).double()
     events = model.space.decode(x)
     for perm in relabelling_group("dihedral", 4)[1:]:
-        relabelled, inside = model.space.relabel(x, perm)
+        relabelled, inside, log_reference = model.space.relabel(x, perm)
         assert relabelled.dtype == x.dtype and 0.5 < float(inside.double().mean())
+        assert torch.allclose(log_reference[inside], model.reference_log_prob(relabelled)[inside], rtol=0, atol=1e-6)
         assert torch.allclose(model.space.decode(relabelled)[inside], events[inside][:, perm], rtol=0,
                               atol=1e-10 * sqrt_s)
         assert torch.equal(relabelled[~inside], x[~inside])
@@ -128,6 +129,10 @@ def test_relabelling_is_refused_where_it_is_not_a_symmetry_of_the_chart():
     with pytest.raises(ValueError, match="bijective base"):
         GenerativeModel(ModelConfig(model="fm-z", n_particles=4, base="colour", width=16, depth=1)).sample(
             10, seed=0, steps=1, symmetry="cyclic")
+    with pytest.raises(ValueError, match="bijective base"):  # at once, for a model symmetrised by its config
+        GenerativeModel(ModelConfig(model="nf", n_particles=4, base="colour", symmetry="cyclic"))
+    with pytest.raises(ValueError, match="unknown symmetry"):
+        ModelConfig(model="nf", n_particles=4, symmetry="rotations")
     unlabelled = GenerativeModel(ModelConfig(model="fm-z", n_particles=4, base="chain", order_by_energy=True,
                                              width=16, depth=1))
     with pytest.raises(ValueError, match="unlabelled"):
@@ -138,7 +143,8 @@ def test_relabelling_is_refused_where_it_is_not_a_symmetry_of_the_chart():
 def antenna_flow(tmp_path_factory):
     out = tmp_path_factory.mktemp("antenna_flow")
     result = run_cli("train", "--target", "antenna", "--particles", "4", "--ycut", "0.01", "--sqrt-s", "91.19",
-                     "--model", "nf", "--base", "chain", "--max-steps", "20", "--out", str(out))
+                     "--model", "nf", "--base", "chain", "--symmetry", "dihedral", "--max-steps", "20",
+                     "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out / "model.pt"
 
@@ -146,7 +152,7 @@ def antenna_flow(tmp_path_factory):
 def test_cli_samples_and_evaluates_the_symmetrised_model(antenna_flow, tmp_path):
     sample = tmp_path / "sym.h5"
     result = run_cli("sample", str(antenna_flow), "--events", "3000", "--out", str(sample), "--weights",
-                     "--symmetry", "dihedral", "--seed", "1")
+                     "--seed", "1")  # the model's own symmetry, recorded by train --symmetry
     assert result.returncode == 0, result.stderr
     with h5py.File(sample) as f:
         assert f.attrs["symmetry"] == "dihedral"
@@ -154,19 +160,53 @@ def test_cli_samples_and_evaluates_the_symmetrised_model(antenna_flow, tmp_path)
         log_model = torch.from_numpy(f["log_model_density"][...])
     assert bool(torch.isfinite(log_model).all())
     density_out = tmp_path / "density.h5"
-    result = run_cli("density", str(antenna_flow), str(sample), "--out", str(density_out), "--symmetry", "dihedral",
-                     "--draws", "4", "--seed", "5")
+    result = run_cli("density", str(antenna_flow), str(sample), "--out", str(density_out), "--draws", "4",
+                     "--seed", "5")
     assert result.returncode == 0, result.stderr
     with h5py.File(density_out) as f:
         assert f.attrs["density_symmetry"] == "dihedral"
         estimated = torch.from_numpy(f["log_model_density"][...])
     model, _ = load_model(antenna_flow)
+    assert model.config.symmetry == "dihedral"
     expected = model.log_prob(events, generator=torch.Generator().manual_seed(5), draws=4, symmetry="dihedral")
     assert torch.allclose(estimated, expected, rtol=0, atol=1e-9)
     inside = model.space.in_support(events)  # relabelled events may lie outside the plain model's support
     assert 0 < float(inside.double().mean()) < 1
-    plain = model.log_prob(events[inside], generator=torch.Generator().manual_seed(5), draws=4)
+    plain = model.log_prob(events[inside], generator=torch.Generator().manual_seed(5), draws=4, symmetry="none")
     assert float((plain - estimated[inside]).abs().median()) > 0.05  # the symmetrised density is another
+
+
+def test_cli_samples_the_plain_model_when_asked(antenna_flow, tmp_path):
+    sample = tmp_path / "plain.h5"
+    result = run_cli("sample", str(antenna_flow), "--events", "500", "--out", str(sample), "--symmetry", "none")
+    assert result.returncode == 0, result.stderr
+    with h5py.File(sample) as f:
+        assert f.attrs["symmetry"] == "none"
+        events = torch.from_numpy(f["momenta"][...])
+    model, _ = load_model(antenna_flow)
+    assert bool(model.space.in_support(events).all())  # not relabelled: inside the chain's own folded cut
+
+
+def test_symmetrised_training_density_is_the_symmetrised_model_density():
+    """The differentiable density the symmetrised flow trains on is the density it samples with."""
+    torch.manual_seed(4)
+    model = GenerativeModel(ModelConfig(model="nf", n_particles=4, sqrt_s=91.19, base="chain", base_ycut=1e-3,
+                                        width=32, depth=2, symmetry="dihedral"))
+    model.space.load_state({"base": {"invariant_powers": [0.4, 0.3], "angle_power": 0.3}})
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    x = model.noise_prior(2000, torch.Generator().manual_seed(5), torch.device("cpu"))
+    with torch.no_grad():
+        x = model.net.from_noise(x)[0]
+    trained = model.symmetrised_flow_log_prob(x) - model.reference_log_prob(x)
+    assert trained.requires_grad
+    group = relabelling_group("dihedral", 4)
+    sampled = model._symmetrised_log_density(x, model.net.log_prob(x).double() - model.reference_log_prob(x),
+                                             group, 1, "flow", torch.Generator())
+    assert torch.allclose(trained.detach(), sampled, rtol=0, atol=1e-9)
+    plain = model.net.log_prob(x).double() - model.reference_log_prob(x)
+    assert float((trained.detach() - plain).abs().median()) > 0.1
 
 
 def test_cli_refuses_a_symmetry_that_is_not_offered(antenna_flow, tmp_path):

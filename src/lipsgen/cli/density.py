@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     record = dict(attributes) if not args.weights else {k: v for k, v in attributes.items()
                                                            if not k.startswith("weight")}
     record.update(density_of_model=str(args.checkpoint), density_draws=args.draws, density_seed=args.seed,
-                  density_symmetry=args.symmetry)
+                  density_symmetry=args.symmetry or config.symmetry)
     datasets = {"log_model_density": log_r.numpy()}
     weights = given_weights
     if args.weights:

@@ -71,13 +71,19 @@ def add_force_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
 
 
-def add_symmetry_option(parser: argparse.ArgumentParser) -> None:
+def add_symmetry_option(parser: argparse.ArgumentParser, *, training: bool = False) -> None:
+    """``--symmetry``: the relabelling group a model is symmetrised over (lipsgen.models.symmetry); for
+    training, recorded in the model; for sampling and densities, default the model's."""
     from ..catalogue import SYMMETRY_HELP
 
-    parser.add_argument("--symmetry", choices=list(SYMMETRY_HELP), default="none",
-                        help="the model symmetrised over a relabelling group of its particles, for a target that has "
-                        "it: each event relabelled at random, its density averaged over the group (|G| times "
-                        "the cost); " + "; ".join(f"{k}: {v}" for k, v in SYMMETRY_HELP.items()))
+    lead = ("symmetrise the model over a relabelling group of its particles, for a target that has it (recorded in "
+            "the model: its samples are relabelled at random, its densities averaged over the group at |G| times "
+            "the cost; a flow trained from a density learns the group's mixture, each labelling covering what "
+            "the others miss). Default none" if training else
+            "sample from the model symmetrised over a relabelling group (default: the model's own, set by train "
+            "--symmetry): each event relabelled at random, its density averaged over the group (|G| times the cost)")
+    parser.add_argument("--symmetry", choices=list(SYMMETRY_HELP), default="none" if training else None,
+                        help=lead + "; " + "; ".join(f"{k}: {v}" for k, v in SYMMETRY_HELP.items()))
 
 
 def check_output(out: Path, *, inputs: Iterable[Path | None] = (), force: bool = False) -> None:

@@ -20,7 +20,16 @@ from ..catalogue import (
     TARGET_SQRT_S,
     Backbone,
 )
-from .options import TARGET_FLAGS, base_name, particle_count, positive_float, positive_int, run_in_world, seed_value
+from .options import (
+    TARGET_FLAGS,
+    add_symmetry_option,
+    base_name,
+    particle_count,
+    positive_float,
+    positive_int,
+    run_in_world,
+    seed_value,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -61,6 +70,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         + "; or MODULE:FUNCTION, a user's PhaseSpaceMap (lipsgen.bases). Bases other than uniform "
                         "need a z-space model (fm-z, zdiff, nf); the data's ycut is folded into the base where it "
                         "can be (chain bases: exactly for 3 particles, the chain's invariants for more)")
+    add_symmetry_option(parser, training=True)
     parser.add_argument("--lift", choices=["exact", "fixed"], default="exact",
                         help="lifting of data to q-space: exact fibre law (default) or the paper's fixed embedding")
     parser.add_argument("--max-events", type=positive_int, default=None, help="use at most this many events")
@@ -201,7 +211,7 @@ def _train_locked(args: argparse.Namespace, world: Any, device: Any) -> int:
                                sqrt_s=float(attributes["sqrt_s"]), backbone=backbone, lift=args.lift,
                                base=args.base, base_ycut=_base_cut(args.base, n_particles, attributes),
                                order_by_energy=_order_by_energy(args.base, labelled),
-                               masses=recorded_masses(attributes))
+                               masses=recorded_masses(attributes), symmetry=args.symmetry)
     model_config, train_config = resolve_preset(args.preset or "cpu", model_config)
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
                                    ("max_events", args.max_events), ("window_events", args.window_events))

@@ -84,6 +84,9 @@ class ModelConfig:
     # None: the process's
     sampler_steps: int | None = None
     sampler_solver: str | None = None
+    # the relabelling group the model is symmetrised over (models.symmetry): its samples, densities and,
+    # for a flow trained from a density, its training loss
+    symmetry: str = "none"
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -122,6 +125,7 @@ class ModelConfig:
             raise ValueError(f"sampler_steps must be a positive integer or None, got {self.sampler_steps!r}")
         if not isinstance(self.n_particles, int) or self.n_particles < 2:
             raise ValueError(f"n_particles must be an integer >= 2, got {self.n_particles!r}")
+        relabelling_group(self.symmetry, self.n_particles)  # a known group of a size on offer
         if self.masses is not None:
             masses = check_masses(self.masses, self.n_particles, self.sqrt_s)
             self.masses = list(masses) if any(masses) else None
@@ -201,6 +205,7 @@ class GenerativeModel(nn.Module):
         self.space: Space = make_space(space_name, config.n_particles, config.sqrt_s, config.lift, base,
                                        order_by_energy=config.order_by_energy,
                                        masses=None if config.masses is None else tuple(config.masses))
+        self._relabelling_group(config.symmetry)  # refuse a group the space cannot relabel now, not at sampling
         self.net: nn.Module
         if process_name == "nf":
             self.net = SplineFlow(config.n_particles, transforms=config.flow_transforms, width=config.width,
@@ -298,7 +303,7 @@ class GenerativeModel(nn.Module):
     @torch.no_grad()
     def log_prob(self, events: Tensor, *, seed: int | None = None, generator: torch.Generator | None = None,
                  draws: int = 16, steps: int | None = None, solver: str | None = None,
-                 symmetry: str = "none") -> Tensor:
+                 symmetry: str | None = None) -> Tensor:
         """The model's density of given events (n, N, 4), in the convention of
         ``SampleOutput.log_density``: ``log r(p)`` with ``r = V_N x`` the density on phase space, so
         that weights are ``V_N f / r``.
@@ -312,7 +317,8 @@ class GenerativeModel(nn.Module):
         channel) ``r`` is the fibre average of that density over the reference's; it is estimated
         from ``draws`` draws of the exact fibre law: ``exp(log_prob)`` is unbiased for ``r`` (the
         log is not: Jensen). ``symmetry``: the density of the model symmetrised over that relabelling
-        group (:mod:`lipsgen.models.symmetry`), the same for every relabelling of an event."""
+        group (:mod:`lipsgen.models.symmetry`; default the model's own, ``config.symmetry``), the
+        same for every relabelling of an event."""
         self.check_density()
         if self.config.lift != "exact":
             raise ValueError("log_prob averages over the exact fibre law; this model lifts with a fixed fibre")
@@ -332,20 +338,21 @@ class GenerativeModel(nn.Module):
         if not bool(inside.any(0).all()):
             first = int(torch.nonzero(~inside.any(0))[0])
             raise ValueError(f"{int((~inside.any(0)).sum())} of {len(events)} events lie outside the model's support "
-                             f"in every labelling of the symmetry {symmetry!r} (first: event {first})")
+                             f"in every labelling of the relabelling group (first: event {first})")
         terms = torch.full((draws, len(group), len(events)), -math.inf, dtype=torch.float64, device=device)
         with _evaluation_mode(self.net):
             for draw in range(draws):
                 for g, perm in enumerate(group):
                     rows = inside[g]
-                    x = self.space.encode(events[rows][:, perm], generator).to(device)
+                    x, log_reference = self.space.encode_with_reference(events[rows][:, perm], generator)
+                    x = x.to(device)
                     terms[draw, g, rows.to(device)] = (self._state_log_prob(x, steps, solver, generator)
-                                                       - self.reference_log_prob(x))
+                                                       - log_reference.to(device))
         return torch.logsumexp(terms.flatten(0, 1), dim=0) - math.log(draws * len(group))
 
-    def _relabelling_group(self, symmetry: str) -> Tensor:
-        """The permutations (|G|, N) of ``symmetry``, checked against the model's space."""
-        group = relabelling_group(symmetry, self.config.n_particles)
+    def _relabelling_group(self, symmetry: str | None) -> Tensor:
+        """The permutations (|G|, N) of ``symmetry`` (None: the model's), checked against its space."""
+        group = relabelling_group(self.config.symmetry if symmetry is None else symmetry, self.config.n_particles)
         if len(group) > 1:
             self.space.check_relabelling(group)
         return group
@@ -360,9 +367,27 @@ class GenerativeModel(nn.Module):
             return log_density
         terms = [log_density]
         for perm in group[1:]:
-            x_g, inside = self.space.relabel(x, perm)
-            term = self._state_log_prob(x_g, steps, solver, generator) - self.reference_log_prob(x_g)
+            x_g, inside, log_reference = self.space.relabel(x, perm)
+            term = self._state_log_prob(x_g, steps, solver, generator) - log_reference
             terms.append(term.masked_fill(~inside.to(term.device), -math.inf))
+        return torch.logsumexp(torch.stack(terms), dim=0) - math.log(len(group))
+
+    def symmetrised_flow_log_prob(self, x: Tensor) -> Tensor:
+        """The normalizing flow's log-density (n,) at states x (n, N, 3), symmetrised over the model's
+        relabelling group, differentiable in the flow's parameters (a training loss's, given draws x)."""
+        flow = self.net
+        if not isinstance(flow, SplineFlow):
+            raise TypeError("a differentiable symmetrised density is a normalizing flow's (nf)")
+        group = self._relabelling_group(None)
+        terms = [flow.log_prob(x).double()]
+        with torch.no_grad():
+            # where the reference is undefined (a draw the base cannot place, whose target density is
+            # zero) the loss drops the draw; a finite stand-in keeps nan out of the backward pass
+            log_reference = self.reference_log_prob(x).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+            relabelled = [self.space.relabel(x, perm) for perm in group[1:]]
+        for x_g, inside, log_reference_g in relabelled:
+            term = flow.log_prob(x_g).double() + log_reference - log_reference_g
+            terms.append(term.masked_fill(~inside.to(x.device), -math.inf))
         return torch.logsumexp(torch.stack(terms), dim=0) - math.log(len(group))
 
     def _state_log_prob(self, x: Tensor, steps: int, solver: str, generator: torch.Generator) -> Tensor:
@@ -386,15 +411,16 @@ class GenerativeModel(nn.Module):
         start: Tensor | None = None,
         t_start: float = 1.0,
         density: bool = False,
-        symmetry: str = "none",
+        symmetry: str | None = None,
     ) -> SampleOutput:
         """Draw events with ``seed`` or ``generator``; ``trajectory = K`` also records K evenly spaced
         states of every run; ``start`` (n, N, 3) replaces the prior draw for partial runs at ``t_start``;
         ``density`` also returns each event's exact model density (``log_density``; the solver
         defaults to the first of ``process.density_solvers``), at about 3N times the cost.
         ``symmetry`` draws from the model symmetrised over that relabelling group
-        (:mod:`lipsgen.models.symmetry`): every event (and its trajectory) relabelled by a uniformly
-        drawn permutation, its density averaged over the group (|G| times the cost)."""
+        (:mod:`lipsgen.models.symmetry`; default the model's own, ``config.symmetry``): every event
+        (and its trajectory) relabelled by a uniformly drawn permutation, its density averaged over
+        the group (|G| times the cost)."""
         device = next(self.net.parameters()).device
         generator = make_generator(seed, generator, device)
         steps = self.default_steps if steps is None else steps

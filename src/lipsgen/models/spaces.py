@@ -75,13 +75,20 @@ class Space:
     def check_relabelling(self, group: Tensor) -> None:
         """Raise unless every permutation of ``group`` (|G|, N) can relabel this space's states."""
 
-    def relabel(self, x: Tensor, perm: Tensor) -> tuple[Tensor, Tensor]:
+    def relabel(self, x: Tensor, perm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """States (n, N, 3) of the events that states x (n, N, 3) decode to, relabelled by ``perm``
-        (N,) (particle j of the result is particle ``perm[j]``), in the same fibre as x, and a mask
-        (n,) of the relabelled events inside this space's support (outside: the state is x itself,
-        to be given zero density). Default: permuting the particles of x, exact where the lift is
-        equivariant (RAMBO's q- and z-space, whose fibre is shared by all particles; momenta)."""
-        return x[:, perm], torch.ones(len(x), dtype=torch.bool, device=x.device)
+        (N,) (particle j of the result is particle ``perm[j]``), in the same fibre as x; a mask (n,)
+        of the relabelled events inside this space's support (outside: the state is x itself, to be
+        given zero density); and :meth:`reference_log_prob` (n,) at the relabelled states. Default:
+        permuting the particles of x, exact where the lift is equivariant (RAMBO's q- and z-space,
+        whose fibre is shared by all particles; momenta)."""
+        relabelled = x[:, perm]
+        return relabelled, torch.ones(len(x), dtype=torch.bool, device=x.device), self.reference_log_prob(relabelled)
+
+    def encode_with_reference(self, events: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """:meth:`encode` and :meth:`reference_log_prob` (n,) at the encoded states."""
+        x = self.encode(events, generator)
+        return x, self.reference_log_prob(x)
 
     def align_fibre(self, x0: Tensor, x1: Tensor) -> Tensor:
         """States (n, N, 3) that decode to the same events as x0 but lie in the fibres of x1 (the
@@ -203,8 +210,13 @@ class ChartSpace(Space):
         return torch.special.ndtr(z).clamp(_U_MARGIN, 1 - _U_MARGIN)
 
     def encode(self, events: Tensor, generator: torch.Generator) -> Tensor:
+        return self.encode_with_reference(events, generator)[0]
+
+    def encode_with_reference(self, events: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        # the base's density from its inverse: no forward map, which loses precision for events
+        # deep in a pole (a relabelled event's chain can be far more collinear than the drawn one's)
         base = self._map()
-        u, _ = base.inverse(self._canonical(events.to(torch.float64)), generator)
+        u, log_g = base.inverse(self._canonical(events.to(torch.float64)), generator)
         outside = ~torch.isfinite(u).all(1)
         if bool(outside.any()):
             first = int(torch.nonzero(outside)[0])
@@ -213,7 +225,13 @@ class ChartSpace(Space):
         z = torch.special.ndtri(u.clamp(_U_MARGIN, 1 - _U_MARGIN))
         extra = torch.randn((len(u), 3 * self.n_particles - base.dim), generator=generator, dtype=torch.float64,
                             device=generator.device).to(z.device)
-        return torch.cat([z, extra], dim=1).view(len(u), self.n_particles, 3).float()
+        x = torch.cat([z, extra], dim=1).view(len(u), self.n_particles, 3).float()
+        return x, self._reference_from_base(x, log_g)
+
+    def _reference_from_base(self, x: Tensor, log_g: Tensor) -> Tensor:
+        """:meth:`reference_log_prob` (n,) at states x (n, N, 3) given the base's ``log g`` (n,) at their events."""
+        return standard_normal_log_prob(x) - log_g.to(x.device) - math.log(
+            phase_space_volume(self.n_particles, self.sqrt_s))
 
     def _events(self, x: Tensor) -> Tensor:
         base, u = self._map(), self._chart_u(x)
@@ -238,21 +256,22 @@ class ChartSpace(Space):
                              f"{3 * self.n_particles - 4} coordinates); this base has {self._map().dim} (a "
                              f"mixture's channel)")
 
-    def relabel(self, x: Tensor, perm: Tensor) -> tuple[Tensor, Tensor]:
+    def relabel(self, x: Tensor, perm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         # the chart's fibre is its spare coordinates, independent of the event: kept as they are
         base = self._map()
         flat = x.detach().to(torch.float64).flatten(1)
-        u, _ = base.inverse(self.decode(x)[:, perm.to(x.device)])
-        inside = torch.isfinite(u).all(1)
+        u, log_g = base.inverse(self.decode(x)[:, perm.to(x.device)])
+        # beyond the chart's margin the model puts no density (decoding clamps u there)
+        inside = ((u > _U_MARGIN) & (u < 1 - _U_MARGIN)).all(1) & torch.isfinite(log_g)
         z = torch.special.ndtri(u.clamp(_U_MARGIN, 1 - _U_MARGIN))
         relabelled = torch.where(inside.unsqueeze(1), torch.cat([z, flat[:, base.dim:]], dim=1), flat)
-        return relabelled.view_as(x).to(x.dtype), inside
+        states = relabelled.view_as(x).to(x.dtype)
+        return states, inside, self._reference_from_base(states, log_g.masked_fill(~inside, 0.0))
 
     def reference_log_prob(self, x: Tensor) -> Tensor:
         # uniform phase space in the chart over the noise end N(0, I) is 1 / (V_N g): N(0, I) is the
         # base, of density g on phase space; for a bijection, u has density w_M / V_N = 1 / (V_N g)
-        log_g = self._map().forward(self._chart_u(x.detach()))[1]
-        return standard_normal_log_prob(x) - log_g - math.log(phase_space_volume(self.n_particles, self.sqrt_s))
+        return self._reference_from_base(x, self._map().forward(self._chart_u(x.detach()))[1])
 
     def represented_log_density(self, log_density: Tensor, events: Tensor) -> Tensor:
         # energy-ordered events: the N! orderings of an unlabelled event fold onto the one in decreasing
@@ -335,8 +354,11 @@ class MassiveSpace(Space):
                                  f"{self.masses}")
         self.inner.check_relabelling(group)
 
-    def relabel(self, x: Tensor, perm: Tensor) -> tuple[Tensor, Tensor]:
-        return self.inner.relabel(x, perm)  # the massive map commutes with relabelling equal masses
+    def relabel(self, x: Tensor, perm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # the massive map commutes with relabelling equal masses, its weight is symmetric in them
+        relabelled, inside, log_reference = self.inner.relabel(x, perm)
+        log_weight = massive_from_massless(self.inner.decode(x.detach()), self.masses, self.sqrt_s).log_weight
+        return relabelled, inside, log_reference + log_weight + self._log_volume_ratio
 
     def fit(self, events: Tensor, weights: Tensor | None = None) -> None:
         fit = getattr(self.inner, "fit", None)

@@ -66,7 +66,7 @@ def sample_to_file(
     support: Callable[[torch.Tensor], torch.Tensor] | None = None,
     density: Density | None = None,
     world: World = SINGLE_PROCESS,
-    symmetry: str = "none",
+    symmetry: str | None = None,
 ) -> Path:
     """Sample ``n_events`` events into an HDF5 file laid out like ``lipsgen data`` output; with
     ``trajectory = K`` also datasets ``trajectory`` (K, events, particles, 4) and
@@ -89,7 +89,7 @@ def sample_to_file(
     the file is bit for bit the one-process file. Other ranks write nothing.
 
     ``symmetry``: draw from the model symmetrised over that relabelling group
-    (:mod:`lipsgen.models.symmetry`; attribute ``symmetry``)."""
+    (:mod:`lipsgen.models.symmetry`; default the model's own; attribute ``symmetry``)."""
     if event_format(out) != "hdf5":
         raise ValueError(f"{out}: sample_to_file writes HDF5 (.h5); convert with lipsgen.io.write_events")
     if (from_data is None) != (t is None):
@@ -97,6 +97,7 @@ def sample_to_file(
     if support is not None and from_data is not None:
         raise ValueError("a partial run (from_data) denoises given events one to one; it cannot reject any "
                          "(no support cuts)")
+    symmetry = model.config.symmetry if symmetry is None else symmetry
     if symmetry != "none" and from_data is not None:
         raise ValueError("a partial run (from_data) denoises given events one to one; it cannot relabel them "
                          "(no symmetry)")

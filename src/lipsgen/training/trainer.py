@@ -222,6 +222,10 @@ def train(
         return (model.space.represented_log_density(checked_log_density(density, events), events)
                 + model.reference_log_prob(x))
 
+    # a symmetrised flow learns the target as the mixture of its relabellings (each labelling need
+    # cover only what the others do not: the multi-channel idea of MadNIS, channels being labellings)
+    symmetrised = model.symmetrised_flow_log_prob if model_config.symmetry != "none" else None
+
     optimizer = torch.optim.AdamW(model.net.parameters(), lr=train_config.lr,
                                   weight_decay=train_config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, train_config))
@@ -289,7 +293,8 @@ def train(
         while step < last:
             step_generator = derived_generator(seed, "step", step, device)
             if events is None and items is None:
-                loss = model.process.density_loss(model.net, log_target, batch_size, step_generator, device)
+                loss = model.process.density_loss(model.net, log_target, batch_size, step_generator, device,
+                                                  log_prob=symmetrised)
                 logged = loss.detach()
             else:
                 if items is not None:

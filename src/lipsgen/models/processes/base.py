@@ -83,8 +83,10 @@ class Process:
         raise NotImplementedError
 
     def density_loss(self, net: nn.Module, log_target: Callable[[Tensor], Tensor], batch_size: int,
-                     generator: torch.Generator, device: torch.device) -> Tensor:
-        """A loss from the target's log-density alone (no events); see ``trains_from_density``."""
+                     generator: torch.Generator, device: torch.device,
+                     log_prob: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """A loss from the target's log-density alone (no events); see ``trains_from_density``;
+        ``log_prob`` replaces the model's own log-density of its states (a symmetrised model's)."""
         raise NotImplementedError(f"{type(self).__name__} trains on events only")
 
     def noise(self, x0: Tensor, t: float, generator: torch.Generator) -> Tensor:

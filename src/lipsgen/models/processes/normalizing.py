@@ -37,21 +37,28 @@ class NormalizingFlowProcess(Process):
         return -net(batch["x0"]).mean()  # SplineFlow.forward is its log-density, also under DDP
 
     def density_loss(self, net: nn.Module, log_target: Callable[[Tensor], Tensor], batch_size: int,
-                     generator: torch.Generator, device: torch.device) -> Tensor:
+                     generator: torch.Generator, device: torch.device,
+                     log_prob: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """Forward KL to the target estimated by importance sampling from the flow itself:
         ``-sum_i wbar_i log g(x_i)`` with x_i drawn from the flow (no gradient through the draw) and
         ``wbar`` the self-normalised weights ``rho_T / g``. ``log_target`` maps states (n, N, 3) to
-        the unnormalised log-density (n,) of the lifted target in this space."""
+        the unnormalised log-density (n,) of the lifted target in this space; ``log_prob`` replaces
+        the flow's own log-density g, differentiably (a symmetrised flow's, whose draws are the
+        flow's relabelled: the same states up to a relabelling under which target and g agree)."""
         flow = _as_flow(net)
         z = torch.randn((batch_size, flow.n_particles, 3), generator=generator, device=device)
         with torch.no_grad():
             x, log_det = flow.from_noise(z)
-            log_w = log_target(x).double() - (standard_normal_log_prob(z) - log_det)
+        log_g = flow.log_prob(x) if log_prob is None else log_prob(x)
+        with torch.no_grad():
+            log_drawn = standard_normal_log_prob(z) - log_det if log_prob is None else log_g.double()
+            log_w = log_target(x).double() - log_drawn
         if not bool(torch.isfinite(log_w).any()):
             raise FloatingPointError("no event drawn from the flow has a positive target density: the target's "
                                      "support is too small for the flow to find")
-        weights = torch.softmax(log_w.nan_to_num(nan=-torch.inf), dim=0).to(x.dtype)
-        return -(weights * flow.log_prob(x)).sum()
+        weights = torch.softmax(log_w.nan_to_num(nan=-torch.inf), dim=0).to(log_g.dtype)
+        carried = weights > 0  # draws of no weight leave the loss (their density may be undefined: 0 * nan)
+        return -(weights[carried] * log_g[carried]).sum()
 
     def noise(self, x0: Tensor, t: float, generator: torch.Generator) -> Tensor:
         raise ValueError("a normalizing flow has no noising path: partial runs need a diffusion or flow-matching "
