@@ -221,3 +221,15 @@ def test_uniform_model_symmetrised_stays_uniform():
     model = GenerativeModel(ModelConfig(model="fm-z", n_particles=5, sqrt_s=91.19, width=16, depth=1))
     out = model.sample(500, seed=7, steps=2, density=True, symmetry="dihedral")
     assert out.log_density is not None and float(out.log_density.abs().max()) < 1e-5
+
+
+def test_partial_runs_are_not_relabelled():
+    """A partial run maps given states one to one: a symmetrised model leaves its events in place."""
+    torch.manual_seed(0)
+    model = GenerativeModel(ModelConfig(model="fm-z", n_particles=4, base="chain", width=16, depth=1,
+                                        symmetry="dihedral"))
+    start = model.noise_prior(200, torch.Generator().manual_seed(1), torch.device("cpu"))
+    out = model.sample(200, seed=2, steps=2, start=start, t_start=0.5)
+    assert torch.allclose(out.events, model.space.decode(start), atol=1e-12)  # untrained: stands still
+    with pytest.raises(ValueError, match="one to one"):
+        model.sample(200, seed=2, steps=2, start=start, t_start=0.5, symmetry="cyclic")

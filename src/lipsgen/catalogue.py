@@ -120,8 +120,6 @@ BASE_HELP = {
                  "(a propagator mapping): suits a resonance decaying to the last two particles (top decay's W)",
 }
 
-# Pythia jet data (lipsgen data pythia): the Z pole in GeV (Pythia's default Z mass) and the events
-# per independently seeded Pythia run.
 # relabelling symmetries a model can be symmetrised over (lipsgen.models.symmetry)
 SYMMETRY_HELP = {
     "none": "the model as trained",
@@ -130,6 +128,8 @@ SYMMETRY_HELP = {
     "all": "every permutation, N! (identical particles; N <= 6)",
 }
 
+# Pythia jet data (lipsgen data pythia): the Z pole in GeV (Pythia's default Z mass) and the events
+# per independently seeded Pythia run.
 Z_POLE = 91.1876
 PYTHIA_BLOCK_SIZE = 5000
 

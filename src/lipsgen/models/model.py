@@ -420,7 +420,7 @@ class GenerativeModel(nn.Module):
         ``symmetry`` draws from the model symmetrised over that relabelling group
         (:mod:`lipsgen.models.symmetry`; default the model's own, ``config.symmetry``): every event
         (and its trajectory) relabelled by a uniformly drawn permutation, its density averaged over
-        the group (|G| times the cost)."""
+        the group (|G| times the cost). Partial runs (``start``) map states one to one: not relabelled."""
         device = next(self.net.parameters()).device
         generator = make_generator(seed, generator, device)
         steps = self.default_steps if steps is None else steps
@@ -430,7 +430,9 @@ class GenerativeModel(nn.Module):
                 raise ValueError("densities are computed for full runs from the noise end, without trajectories")
         if solver is None:
             solver = self.default_solver(density)
-        group = self._relabelling_group(symmetry)
+        if start is not None and symmetry not in (None, "none"):
+            raise ValueError("a partial run (start) maps given states one to one; it cannot relabel them")
+        group = self._relabelling_group("none" if start is not None else symmetry)
         x = self.noise_prior(n_events, generator, device) if start is None else start.to(device)
         with _evaluation_mode(self.net):
             if density:

@@ -97,10 +97,10 @@ def sample_to_file(
     if support is not None and from_data is not None:
         raise ValueError("a partial run (from_data) denoises given events one to one; it cannot reject any "
                          "(no support cuts)")
-    symmetry = model.config.symmetry if symmetry is None else symmetry
-    if symmetry != "none" and from_data is not None:
+    if from_data is not None and symmetry not in (None, "none"):
         raise ValueError("a partial run (from_data) denoises given events one to one; it cannot relabel them "
                          "(no symmetry)")
+    symmetry = "none" if from_data is not None else model.config.symmetry if symmetry is None else symmetry
     if density is not None:
         model.check_density()
         if support is not None or from_data is not None or trajectory:
