@@ -233,3 +233,19 @@ def test_partial_runs_are_not_relabelled():
     assert torch.allclose(out.events, model.space.decode(start), atol=1e-12)  # untrained: stands still
     with pytest.raises(ValueError, match="one to one"):
         model.sample(200, seed=2, steps=2, start=start, t_start=0.5, symmetry="cyclic")
+
+
+def test_massive_particles_are_relabelled_only_among_equal_masses():
+    """An untrained z-space model on massive phase space samples uniform massless phase space put on the
+    mass shells, a density symmetric in equal masses: symmetrised, it is unchanged (the massive map's
+    weight enters every relabelled term)."""
+    sqrt_s = 91.19
+    equal = GenerativeModel(ModelConfig(model="fm-z", n_particles=4, sqrt_s=sqrt_s, width=16, depth=1,
+                                        masses=[5.0] * 4, symmetry="dihedral"))
+    symmetrised = equal.sample(500, seed=8, steps=2, density=True).log_density
+    plain = equal.sample(500, seed=8, steps=2, density=True, symmetry="none").log_density
+    assert symmetrised is not None and plain is not None and float(plain.std()) > 0.05
+    assert torch.allclose(symmetrised, plain, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="different masses"):
+        GenerativeModel(ModelConfig(model="fm-z", n_particles=4, sqrt_s=sqrt_s, width=16, depth=1,
+                                    masses=[5.0, 5.0, 5.0, 0.0], symmetry="cyclic"))
