@@ -115,7 +115,8 @@ BASE_HELP = {
     "chains": "a mixture of chain bases in every particle ordering (N <= 5), weights fitted by EM: suits unlabelled "
               "singular targets (jets)",
     "colour": "a mixture of chain bases along the colour loop 0-1-...-(N-1)-0 (its rotations and reflections, "
-              "2N channels): suits particles labelled in colour order (colour-ordered antennas)",
+              "2N channels): suits particles labelled in colour order (colour-ordered antennas), though a chain base "
+              "with --symmetry dihedral does better on them",
     "resonance": "three particles, the pair (2, 3) on a Breit-Wigner whose mass and width are fitted to the data "
                  "(a propagator mapping): suits a resonance decaying to the last two particles (top decay's W)",
 }
