@@ -334,20 +334,19 @@ class GenerativeModel(nn.Module):
         group = self._relabelling_group(symmetry)
         # each relabelling lifted on its own: an unbiased estimate of every r(g p), where g p may lie
         # outside the space's support (a base's folded cut) when p does not
-        inside = torch.stack([self.space.in_support(events[:, perm]) for perm in group])
-        if not bool(inside.any(0).all()):
-            first = int(torch.nonzero(~inside.any(0))[0])
-            raise ValueError(f"{int((~inside.any(0)).sum())} of {len(events)} events lie outside the model's support "
-                             f"in every labelling of the relabelling group (first: event {first})")
         terms = torch.full((draws, len(group), len(events)), -math.inf, dtype=torch.float64, device=device)
         with _evaluation_mode(self.net):
             for draw in range(draws):
                 for g, perm in enumerate(group):
-                    rows = inside[g]
-                    x, log_reference = self.space.encode_with_reference(events[rows][:, perm], generator)
-                    x = x.to(device)
-                    terms[draw, g, rows.to(device)] = (self._state_log_prob(x, steps, solver, generator)
-                                                       - log_reference.to(device))
+                    x, log_reference = self.space.encode_with_reference(events[:, perm], generator)
+                    rows = torch.isfinite(log_reference).to(device)
+                    terms[draw, g, rows] = (self._state_log_prob(x.to(device)[rows], steps, solver, generator)
+                                            - log_reference.to(device)[rows])
+                outside = torch.isneginf(terms[draw]).all(0)
+                if bool(outside.any()):
+                    raise ValueError(f"{int(outside.sum())} of {len(events)} events lie outside the model's support "
+                                     f"in every labelling of its relabelling group (first: event "
+                                     f"{int(torch.nonzero(outside)[0])})")
         return torch.logsumexp(terms.flatten(0, 1), dim=0) - math.log(draws * len(group))
 
     def _relabelling_group(self, symmetry: str | None) -> Tensor:
@@ -357,18 +356,19 @@ class GenerativeModel(nn.Module):
             self.space.check_relabelling(group)
         return group
 
-    def _symmetrised_log_density(self, x: Tensor, log_density: Tensor, group: Tensor, steps: int, solver: str,
-                                 generator: torch.Generator) -> Tensor:
+    def _symmetrised_log_density(self, x: Tensor, log_density: Tensor, group: Tensor,
+                                 state_log_prob: Callable[[Tensor], Tensor]) -> Tensor:
         """``log r_G`` (n,) at states x (n, N, 3), given the model's ``log r`` (n,) there (relative to
         the reference): the mean of r over the states of x relabelled by every permutation of
-        ``group`` (|G|, N), the identity first, each in x's fibre. The reference density (uniform
-        phase space times the fibre law) is invariant under relabelling, so the ratios average."""
+        ``group`` (|G|, N), the identity first, each in x's fibre; ``state_log_prob`` is the model's
+        log-density of states (differentiable, for training). The reference density (uniform phase
+        space times the fibre law) is invariant under relabelling, so the ratios average."""
         if len(group) == 1:
             return log_density
         terms = [log_density]
         for perm in group[1:]:
             x_g, inside, log_reference = self.space.relabel(x, perm)
-            term = self._state_log_prob(x_g, steps, solver, generator) - log_reference
+            term = state_log_prob(x_g) - log_reference
             terms.append(term.masked_fill(~inside.to(term.device), -math.inf))
         return torch.logsumexp(torch.stack(terms), dim=0) - math.log(len(group))
 
@@ -378,17 +378,14 @@ class GenerativeModel(nn.Module):
         flow = self.net
         if not isinstance(flow, SplineFlow):
             raise TypeError("a differentiable symmetrised density is a normalizing flow's (nf)")
-        group = self._relabelling_group(None)
-        terms = [flow.log_prob(x).double()]
         with torch.no_grad():
             # where the reference is undefined (a draw the base cannot place, whose target density is
             # zero) the loss drops the draw; a finite stand-in keeps nan out of the backward pass
             log_reference = self.reference_log_prob(x).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
-            relabelled = [self.space.relabel(x, perm) for perm in group[1:]]
-        for x_g, inside, log_reference_g in relabelled:
-            term = flow.log_prob(x_g).double() + log_reference - log_reference_g
-            terms.append(term.masked_fill(~inside.to(x.device), -math.inf))
-        return torch.logsumexp(torch.stack(terms), dim=0) - math.log(len(group))
+        log_relative = self._symmetrised_log_density(x, flow.log_prob(x).double() - log_reference,
+                                                     self._relabelling_group(None),
+                                                     lambda states: flow.log_prob(states).double())
+        return log_reference + log_relative
 
     def _state_log_prob(self, x: Tensor, steps: int, solver: str, generator: torch.Generator) -> Tensor:
         """log g (n,) float64 of states x (n, N, 3) in the model's space."""
@@ -440,8 +437,9 @@ class GenerativeModel(nn.Module):
                 x, log_det = self.process.sample_with_log_det(self.net, x, steps=steps, solver=solver,
                                                               generator=generator)
                 _check_finite_states(x, solver, steps)
-                log_density = self._symmetrised_log_density(x, log_start - log_det - self.reference_log_prob(x),
-                                                            group, steps, solver, generator)
+                log_density = self._symmetrised_log_density(
+                    x, log_start - log_det - self.reference_log_prob(x), group,
+                    lambda states: self._state_log_prob(states, steps, solver, generator))
                 return SampleOutput(_relabelled(self.space.decode(x), group, generator), log_density=log_density)
             x, recorded = self.process.sample(self.net, x, steps=steps, solver=solver, generator=generator,
                                               t_start=t_start, trajectory=trajectory)

@@ -68,10 +68,6 @@ class Space:
         unchanged but for unlabelled particles put in a canonical order (:class:`ChartSpace`)."""
         return log_density
 
-    def in_support(self, events: Tensor) -> Tensor:
-        """Mask (n,) of events (n, N, 4) this space can encode (all but those outside a base's cut)."""
-        return torch.ones(len(events), dtype=torch.bool, device=events.device)
-
     def check_relabelling(self, group: Tensor) -> None:
         """Raise unless every permutation of ``group`` (|G|, N) can relabel this space's states."""
 
@@ -86,7 +82,8 @@ class Space:
         return relabelled, torch.ones(len(x), dtype=torch.bool, device=x.device), self.reference_log_prob(relabelled)
 
     def encode_with_reference(self, events: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """:meth:`encode` and :meth:`reference_log_prob` (n,) at the encoded states."""
+        """:meth:`encode` and :meth:`reference_log_prob` (n,) at the encoded states; events outside the
+        space's support (a base's cut) get a stand-in state and -inf instead of refusal."""
         x = self.encode(events, generator)
         return x, self.reference_log_prob(x)
 
@@ -210,7 +207,13 @@ class ChartSpace(Space):
         return torch.special.ndtr(z).clamp(_U_MARGIN, 1 - _U_MARGIN)
 
     def encode(self, events: Tensor, generator: torch.Generator) -> Tensor:
-        return self.encode_with_reference(events, generator)[0]
+        x, log_reference = self.encode_with_reference(events, generator)
+        outside = torch.isneginf(log_reference)
+        if bool(outside.any()):
+            first = int(torch.nonzero(outside)[0])
+            raise ValueError(f"{int(outside.sum())} of {len(x)} events lie outside the base's support (first: "
+                             f"event {first}); a base with a cut needs data that pass it")
+        return x
 
     def encode_with_reference(self, events: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         # the base's density from its inverse: no forward map, which loses precision for events
@@ -218,15 +221,11 @@ class ChartSpace(Space):
         base = self._map()
         u, log_g = base.inverse(self._canonical(events.to(torch.float64)), generator)
         outside = ~torch.isfinite(u).all(1)
-        if bool(outside.any()):
-            first = int(torch.nonzero(outside)[0])
-            raise ValueError(f"{int(outside.sum())} of {len(u)} events lie outside the base's support (first: "
-                             f"event {first}); a base with a cut needs data that pass it")
-        z = torch.special.ndtri(u.clamp(_U_MARGIN, 1 - _U_MARGIN))
+        z = torch.special.ndtri(u.masked_fill(outside.unsqueeze(1), 0.5).clamp(_U_MARGIN, 1 - _U_MARGIN))
         extra = torch.randn((len(u), 3 * self.n_particles - base.dim), generator=generator, dtype=torch.float64,
                             device=generator.device).to(z.device)
         x = torch.cat([z, extra], dim=1).view(len(u), self.n_particles, 3).float()
-        return x, self._reference_from_base(x, log_g)
+        return x, self._reference_from_base(x, log_g).masked_fill(outside.to(x.device), -math.inf)
 
     def _reference_from_base(self, x: Tensor, log_g: Tensor) -> Tensor:
         """:meth:`reference_log_prob` (n,) at states x (n, N, 3) given the base's ``log g`` (n,) at their events."""
@@ -243,9 +242,6 @@ class ChartSpace(Space):
 
     def event_momenta(self, x: Tensor) -> Tensor:
         return self._events(x)[..., 1:]
-
-    def in_support(self, events: Tensor) -> Tensor:
-        return torch.isfinite(self._map().inverse(self._canonical(events.to(torch.float64)))[1])
 
     def check_relabelling(self, group: Tensor) -> None:
         if self.order_by_energy:
@@ -344,8 +340,10 @@ class MassiveSpace(Space):
     def align_fibre(self, x0: Tensor, x1: Tensor) -> Tensor:
         return self.inner.align_fibre(x0, x1)
 
-    def in_support(self, events: Tensor) -> Tensor:
-        return self.inner.in_support(self._massless(events)[0])
+    def encode_with_reference(self, events: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        massless, log_weight = self._massless(events)
+        x, log_reference = self.inner.encode_with_reference(massless, generator)
+        return x, log_reference + log_weight.to(log_reference.device) + self._log_volume_ratio
 
     def check_relabelling(self, group: Tensor) -> None:
         for perm in group:
