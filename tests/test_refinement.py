@@ -8,6 +8,7 @@ m V_3. A ratio with a wrong sign, a wrong label or a missing exponential fails i
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import h5py
 import numpy as np
@@ -24,6 +25,7 @@ from lipsgen.refinement import (
     RatioCheckpointError,
     RatioConfig,
     calibration_problem,
+    fit_calibration,
     fit_density_ratio,
     load_density_ratio,
     n_ratio_features,
@@ -163,6 +165,18 @@ def test_ratio_files_round_trip_and_are_told_apart_from_models(muon_over_uniform
         load_density_ratio(damaged)
     with pytest.raises(FileNotFoundError):
         load_density_ratio(tmp_path / "missing.pt")
+    # a file from before the range clamp and the calibration: read as fitted then (raw logit, no clamp)
+    state = {k: v for k, v in model.state_dict().items()
+             if k not in ("feature_low", "feature_high", "logit_scale", "logit_shift")}
+    old = save_checkpoint(tmp_path / "old.pt", {"kind": "density-ratio", "ratio_config": asdict(model.config),
+                                                "weights": state, "fit": {}, "record": {}})
+    earlier, _ = load_density_ratio(old)
+    raw = model(model.standardise(ratio_features(events, labelled=True, rotation_invariant=True))).double()
+    assert torch.allclose(earlier.log_ratio(events), raw, atol=1e-6)
+    del state["net.0.weight"]
+    with pytest.raises(RatioCheckpointError, match="net.0.weight"):
+        load_density_ratio(save_checkpoint(tmp_path / "broken.pt", {"kind": "density-ratio", "weights": state,
+                                                                    "ratio_config": asdict(model.config)}))
 
 
 def test_fit_refuses_bad_events():
@@ -249,3 +263,38 @@ def test_calibration_needs_both_a_bias_and_its_significance():
     assert calibration_problem(summary(1.03, 0.001)) is None
     assert calibration_problem(summary(1.08, 0.02)) is None
     assert calibration_problem(summary(1.08, 0.001)) is not None
+
+
+def test_calibration_undoes_an_over_confident_logit():
+    # data N(mu, 1) against a model N(-mu, 1): the true log ratio is 2 mu x; a classifier twice as
+    # confident (4 mu x) and biased by 0.7 is brought back to scale 1/2 and shift -0.35
+    generator = torch.Generator().manual_seed(11)
+    mu = 0.4
+    data = mu + torch.randn(200_000, generator=generator, dtype=torch.float64)
+    model = -mu + torch.randn(200_000, generator=generator, dtype=torch.float64)
+    scale, shift, loss = fit_calibration(4 * mu * data + 0.7, 4 * mu * model + 0.7)
+    assert scale == pytest.approx(0.5, abs=0.01) and shift == pytest.approx(-0.35, abs=0.01)
+    softplus = torch.nn.functional.softplus
+    exact = float(softplus(-2 * mu * data).mean() + softplus(2 * mu * model).mean())
+    assert loss == pytest.approx(exact, abs=1e-3)
+    # a calibrated logit stays as it is
+    scale, shift, _ = fit_calibration(2 * mu * data, 2 * mu * model)
+    assert scale == pytest.approx(1.0, abs=0.02) and shift == pytest.approx(0.0, abs=0.01)
+
+
+def test_ratio_is_calibrated_and_clamped_to_its_training_range(muon_over_uniform):
+    model, fit = muon_over_uniform
+    assert fit.calibration == pytest.approx((float(model.logit_scale), float(model.logit_shift)), rel=1e-6)
+    assert fit.calibrated_loss <= fit.validation_loss + 1e-9
+    events = uniform_phase_space(2_000, 3, seed=12)
+    raw = ratio_features(events, labelled=True, rotation_invariant=True)
+    logits = model(model.standardise(raw)).double()
+    expected = float(model.logit_scale) * logits + float(model.logit_shift)
+    assert torch.allclose(model.log_ratio(events), expected, atol=1e-6)
+    # beyond the training range (log y_ij far below any event seen) the ratio no longer changes
+    deep, deeper = raw.clone(), raw.clone()
+    deep[:, -3:], deeper[:, -3:] = -40.0, -400.0
+    assert torch.equal(model(model.standardise(deep)), model(model.standardise(deeper)))
+    standard = model.standardise(raw)
+    assert bool((standard >= model.feature_low).all() and (standard <= model.feature_high).all())
+    assert torch.isfinite(model.feature_low).all() and bool((model.feature_low < model.feature_high).all())

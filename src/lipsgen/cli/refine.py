@@ -92,8 +92,10 @@ def run_refine(args: argparse.Namespace) -> int:
               "sqrt_s": float(attributes.get("sqrt_s", 1.0)), "model": str(sample_attributes.get("model", "")),
               "checkpoint": str(sample_attributes.get("checkpoint", ""))}
     save_density_ratio(args.out, model, fit, record)
+    scale, shift = fit.calibration
     print(f"density ratio of {args.samples} to {args.data}: validation loss {fit.validation_loss:.5f} at step "
-          f"{fit.best_step} (2 ln 2 = {NO_INFORMATION_LOSS:.5f}: indistinguishable); wrote {args.out}", file=sys.stderr)
+          f"{fit.best_step} (2 ln 2 = {NO_INFORMATION_LOSS:.5f}: indistinguishable), {fit.calibrated_loss:.5f} with "
+          f"the logit calibrated as {scale:.3f} l {shift:+.3f}; wrote {args.out}", file=sys.stderr)
     return 0
 
 

@@ -8,6 +8,7 @@ from .ratio import (
     RatioConfig,
     RatioFit,
     calibration_problem,
+    fit_calibration,
     fit_density_ratio,
     load_density_ratio,
     save_density_ratio,
@@ -15,4 +16,4 @@ from .ratio import (
 
 __all__ = ["ratio_features", "n_ratio_features", "RatioConfig", "DensityRatio", "RatioFit", "fit_density_ratio",
            "save_density_ratio", "load_density_ratio", "RatioCheckpointError", "NO_INFORMATION_LOSS",
-           "calibration_problem"]
+           "calibration_problem", "fit_calibration"]

@@ -9,6 +9,13 @@ The kinematics are untouched (a model's exact events stay exact); unlike the exa
 ``lipsgen sample --weights`` these are estimates, as good as the classifier, and need no density
 of the target: they work for Pythia jets or any data. The validation loss against the
 no-information value ``2 ln 2`` says how far the model is from the data, and is where training stops.
+
+Two guards keep a classifier of a model far from its data from handing single events all the
+weight (docs/design.md, "Learnt density ratios"): features are clamped to the range the classifier
+was trained on, so that an event beyond it is not extrapolated to an arbitrary logit, and the logit
+is recalibrated on the held-out events as ``a l + b`` (Platt scaling with the same loss), which
+undoes the over-confidence of a classifier that separates its training samples better than it
+generalises.
 """
 
 from __future__ import annotations
@@ -32,11 +39,14 @@ from ..weights import WeightSummary
 from .features import n_ratio_features, ratio_features
 
 __all__ = ["RatioConfig", "DensityRatio", "RatioFit", "fit_density_ratio", "save_density_ratio",
-           "load_density_ratio", "RatioCheckpointError", "NO_INFORMATION_LOSS", "calibration_problem"]
+           "load_density_ratio", "RatioCheckpointError", "NO_INFORMATION_LOSS", "calibration_problem",
+           "fit_calibration"]
 
 # The balanced logistic loss of a classifier that cannot tell the classes apart (l = 0).
 NO_INFORMATION_LOSS = 2 * math.log(2)
 KIND = "density-ratio"
+# buffers added after the first density-ratio files: absent from those, they keep their defaults
+_LATER_BUFFERS = ("feature_low", "feature_high", "logit_scale", "logit_shift")
 
 
 class RatioCheckpointError(LipsgenError, ValueError):
@@ -77,10 +87,16 @@ class RatioConfig:
 
 class DensityRatio(nn.Module):
     """``ln(data / model)`` of events: :meth:`log_ratio` (n, N, 4) -> (n,); :meth:`weights` its
-    exponential. Features are standardised with the training samples' mean and spread (buffers)."""
+    exponential. Features are standardised with the training samples' mean and spread and clamped
+    to their range (buffers); the network's logit l becomes ``logit_scale * l + logit_shift``, the
+    calibration fitted on held-out events (1 and 0 until then)."""
 
     feature_mean: Tensor
     feature_scale: Tensor
+    feature_low: Tensor
+    feature_high: Tensor
+    logit_scale: Tensor
+    logit_shift: Tensor
 
     def __init__(self, config: RatioConfig) -> None:
         super().__init__()
@@ -93,6 +109,10 @@ class DensityRatio(nn.Module):
         self.net = nn.Sequential(*layers)
         self.register_buffer("feature_mean", torch.zeros(width_in))
         self.register_buffer("feature_scale", torch.ones(width_in))
+        self.register_buffer("feature_low", torch.full((width_in,), -math.inf))
+        self.register_buffer("feature_high", torch.full((width_in,), math.inf))
+        self.register_buffer("logit_scale", torch.ones(()))
+        self.register_buffer("logit_shift", torch.zeros(()))
 
     def features(self, events: Tensor) -> Tensor:
         """Standardised features (n, F), float32 on the module's device."""
@@ -103,19 +123,23 @@ class DensityRatio(nn.Module):
                                                rotation_invariant=self.config.rotation_invariant))
 
     def standardise(self, raw: Tensor) -> Tensor:
-        """Raw features (n, F) float64 -> standardised (n, F) float32 on the module's device."""
+        """Raw features (n, F) float64 -> standardised (n, F) float32 on the module's device,
+        clamped to the training range."""
         device = self.feature_mean.device
-        return ((raw.to(device) - self.feature_mean.double()) / self.feature_scale.double()).float()
+        standard = (raw.to(device) - self.feature_mean.double()) / self.feature_scale.double()
+        return torch.clamp(standard, self.feature_low.double(), self.feature_high.double()).float()
 
     def forward(self, features: Tensor) -> Tensor:
+        """The network's uncalibrated logit (n,) of standardised features (n, F)."""
         return self.net(features).squeeze(-1)
 
     @torch.no_grad()
     def log_ratio(self, events: Tensor, chunk: int = 65536) -> Tensor:
-        """``ln(data / model)`` (n,) float64 of events (n, N, 4), on the CPU."""
+        """``ln(data / model)`` (n,) float64 of events (n, N, 4), on the CPU: the calibrated logit."""
         self.eval()
         out = [self(self.features(events[i:i + chunk])).double().cpu() for i in range(0, len(events), chunk)]
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+        logits = torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+        return float(self.logit_scale) * logits + float(self.logit_shift)
 
     def weights(self, events: Tensor) -> Tensor:
         """Per-event weights ``data / model`` (n,) float64; their mean over the model's events is
@@ -127,12 +151,16 @@ class DensityRatio(nn.Module):
 class RatioFit:
     """How training went: the balanced logistic loss on held-out events at the best evaluation
     (``validation_loss``; ``NO_INFORMATION_LOSS`` = 2 ln 2 means the model equals the data), at
-    which ``best_step``, and the numbers of events used to train and to validate, per class."""
+    which ``best_step``, the numbers of events used to train and to validate, per class, and the
+    logit's calibration ``(scale, shift)`` fitted on the held-out events with the loss it reaches
+    there (``calibrated_loss``)."""
 
     validation_loss: float
     best_step: int
     n_train: tuple[int, int]
     n_validation: tuple[int, int]
+    calibration: tuple[float, float] = (1.0, 0.0)
+    calibrated_loss: float = math.nan
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "no_information_loss": NO_INFORMATION_LOSS}
@@ -144,12 +172,43 @@ def _split(n: int, fraction: float, generator: torch.Generator) -> tuple[Tensor,
     return order[n_validation:], order[:n_validation]
 
 
-def _balanced_loss(model: DensityRatio, data: Tensor, samples: Tensor, chunk: int = 65536) -> float:
-    """Balanced logistic loss of the classifier on standardised features, summed in chunks."""
+def _logits(model: DensityRatio, features: Tensor, chunk: int = 65536) -> Tensor:
+    """The uncalibrated logits (n,) float64 of standardised features (n, F), in chunks."""
     with torch.no_grad():
-        pos = sum(float(F.softplus(-model(data[i:i + chunk])).sum()) for i in range(0, len(data), chunk))
-        neg = sum(float(F.softplus(model(samples[i:i + chunk])).sum()) for i in range(0, len(samples), chunk))
-    return pos / len(data) + neg / len(samples)
+        return torch.cat([model(features[i:i + chunk]).double() for i in range(0, len(features), chunk)])
+
+
+def _balanced_loss(model: DensityRatio, data: Tensor, samples: Tensor) -> float:
+    """Balanced logistic loss of the uncalibrated classifier on standardised features."""
+    return float(F.softplus(-_logits(model, data)).mean() + F.softplus(_logits(model, samples)).mean())
+
+
+def fit_calibration(data_logits: Tensor, sample_logits: Tensor) -> tuple[float, float, float]:
+    """The scale a >= 0 and shift b that minimise the balanced logistic loss of ``a l + b`` over
+    held-out logits of data (n_d,) and model events (n_s,), and that loss. A classifier that is
+    right about which way the ratio goes but over-confident gets a < 1; a = 1, b = 0 is the
+    uncalibrated one, so the loss never rises."""
+    data_logits, sample_logits = data_logits.detach().double().cpu(), sample_logits.detach().double().cpu()
+    log_scale = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    shift = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_scale, shift], max_iter=200, line_search_fn="strong_wolfe")
+
+    def loss_of(scale: Tensor, b: Tensor) -> Tensor:
+        return F.softplus(-(scale * data_logits + b)).mean() + F.softplus(scale * sample_logits + b).mean()
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = loss_of(log_scale.exp(), shift)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        one = torch.ones((), dtype=torch.float64)
+        uncalibrated, fitted = loss_of(one, 0 * one), loss_of(log_scale.exp(), shift)
+    if not bool(torch.isfinite(fitted)) or fitted > uncalibrated:
+        return 1.0, 0.0, float(uncalibrated)
+    return float(log_scale.detach().exp()), float(shift.detach()), float(fitted)
 
 
 def fit_density_ratio(data: Tensor, samples: Tensor, config: RatioConfig, *, device: str | torch.device = "cpu",
@@ -176,6 +235,9 @@ def fit_density_ratio(data: Tensor, samples: Tensor, config: RatioConfig, *, dev
     model.feature_scale.copy_(both.std(0).clamp(min=1e-12).float())
     model.to(device)
     standard = [model.standardise(f) for f in feats]
+    # beyond the range it was trained on the classifier would extrapolate: later events are clamped to it
+    model.feature_low.copy_(torch.minimum(*(f.min(0).values for f in standard)))
+    model.feature_high.copy_(torch.maximum(*(f.max(0).values for f in standard)))
     splits = [_split(len(f), config.validation_fraction, generator) for f in standard]
     train_sets = [f[s[0].to(device)] for f, s in zip(standard, splits)]
     validation_sets = [f[s[1].to(device)] for f, s in zip(standard, splits)]
@@ -202,8 +264,12 @@ def fit_density_ratio(data: Tensor, samples: Tensor, config: RatioConfig, *, dev
                 bar.set_postfix(validation=f"{current:.5f}", best=f"{best_loss:.5f}")
     model.load_state_dict(best_state)
     model.eval()
+    scale, shift, calibrated_loss = fit_calibration(_logits(model, validation_sets[0]),
+                                                    _logits(model, validation_sets[1]))
+    model.logit_scale.fill_(scale)
+    model.logit_shift.fill_(shift)
     fit = RatioFit(best_loss, best_step, (len(train_sets[0]), len(train_sets[1])),
-                   (len(validation_sets[0]), len(validation_sets[1])))
+                   (len(validation_sets[0]), len(validation_sets[1])), (scale, shift), calibrated_loss)
     return model.cpu(), fit
 
 
@@ -230,9 +296,14 @@ def load_density_ratio(path: str | os.PathLike[str]) -> tuple[DensityRatio, dict
         raise RatioCheckpointError(f"{path}: a model checkpoint, not a density ratio (lipsgen refine writes those)")
     model = DensityRatio(RatioConfig.from_dict(state["ratio_config"]))
     try:
-        model.load_state_dict(state["weights"])
-    except (RuntimeError, KeyError) as err:
+        # files written before the range clamp and the calibration lack those buffers: they keep
+        # their defaults (no clamp, the uncalibrated logit), which is what those files were fitted as
+        missing, unexpected = model.load_state_dict(state["weights"], strict=False)
+    except (RuntimeError, KeyError, TypeError) as err:
         raise RatioCheckpointError(f"{path}: weights do not fit the density ratio it describes ({err})") from None
+    if unexpected or set(missing) - set(_LATER_BUFFERS):
+        raise RatioCheckpointError(f"{path}: weights do not fit the density ratio it describes (missing "
+                                   f"{sorted(missing)}, unexpected {sorted(unexpected)})")
     model.eval()
     return model, {**state.get("record", {}), "fit": state.get("fit", {})}
 
