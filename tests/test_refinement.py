@@ -28,6 +28,7 @@ from lipsgen.refinement import (
     fit_calibration,
     fit_density_ratio,
     load_density_ratio,
+    mean_log_ratio,
     n_ratio_features,
     ratio_features,
     save_density_ratio,
@@ -217,6 +218,23 @@ def test_refine_and_reweight_from_the_command_line(tmp_path):
     ok("unweight", str(out), "--out", str(tmp_path / "unweighted.h5"))
     assert "fitted on" in ok("reweight", str(ratio), str(samples), "--out", str(tmp_path / "same.h5"))
     assert attributes["density_ratio_calibrated"] and "not calibrated" not in message
+    # an ensemble: a refit with another seed, the log ratios averaged
+    second = tmp_path / "ratio2.pt"
+    ok("refine", "--data", str(data), "--samples", str(samples), "--out", str(second), "--steps", "200",
+       "--rotation-invariant", "--seed", "1")
+    ok("reweight", str(ratio), str(second), str(other), "--out", str(tmp_path / "ensemble.h5"))
+    other_ratio, _ = load_density_ratio(second)
+    mean_log = 0.5 * (loaded.log_ratio(events) + other_ratio.log_ratio(events))
+    assert not torch.allclose(loaded.log_ratio(events), other_ratio.log_ratio(events), atol=1e-3)
+    assert torch.allclose(read_weights(tmp_path / "ensemble.h5"), mean_log.exp())
+    assert torch.allclose(mean_log_ratio([loaded, other_ratio], events), mean_log)
+    assert str(second) in read_events(tmp_path / "ensemble.h5")[1]["density_ratio"]
+    four = tmp_path / "four.h5"
+    write_events(four, uniform_phase_space(600, 4, seed=5), {"target": "muon", "sqrt_s": 1.0})
+    ok("refine", "--data", str(four), "--samples", str(four), "--out", str(tmp_path / "r4.pt"), "--steps", "5")
+    result = run_cli("reweight", str(ratio), str(tmp_path / "r4.pt"), str(other), "--out", str(tmp_path / "e.h5"))
+    assert result.returncode == 1 and "r4.pt" in result.stderr and "one model" in result.stderr
+    assert not (tmp_path / "e.h5").exists()
 
 
 def test_refine_and_reweight_refuse_bad_input(tmp_path):

@@ -41,6 +41,7 @@ _EXPORTS = {
     "load_model": "training", "resolve_preset": "training", "sample_to_file": "sampling",
     # learnt density ratios data / model (refined samples)
     "fit_density_ratio": "refinement", "load_density_ratio": "refinement", "RatioConfig": "refinement",
+    "mean_log_ratio": "refinement",
     # evaluation
     "evaluate": "evaluation", "EvaluationInputs": "evaluation", "conservation_metric": "evaluation",
 }

@@ -46,7 +46,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "(dataset weights, attributes weight_*: their mean is 1 for a calibrated ratio). The events are copied "
         "unchanged. `lipsgen unweight` turns the result into unweighted events; `lipsgen evaluate` uses the weights.",
     )
-    reweight.add_argument("ratio", type=Path, help="density-ratio file (lipsgen refine --out)")
+    reweight.add_argument("ratios", type=Path, nargs="+", metavar="RATIO",
+                          help="density-ratio file (lipsgen refine --out); several (refits with other --seed) are "
+                          "an ensemble whose log ratios are averaged, which steadies the weights of a model far "
+                          "from its data")
     reweight.add_argument("samples", type=Path,
                           help="unweighted events of the same model, not those the ratio was fitted on")
     reweight.add_argument("--out", type=Path, required=True, help="weighted events (.h5, .npz, .lhe, .lhe.gz)")
@@ -101,16 +104,25 @@ def run_refine(args: argparse.Namespace) -> int:
 
 def run_reweight(args: argparse.Namespace) -> int:
     from ..io import write_events
-    from ..refinement import calibration_problem, load_density_ratio
+    from ..refinement import calibration_problem, load_density_ratio, mean_log_ratio
+    from ..refinement.ratio import RatioCheckpointError
     from ..weights import summarise_weights
 
-    check_output(args.out, inputs=[args.ratio, args.samples], force=args.force)
-    ratio, record = load_density_ratio(args.ratio)
-    if Path(args.samples).resolve() == Path(record.get("samples", "")).resolve():
-        warnings.warn(f"{args.samples} is the file the ratio was fitted on; its weights are biased towards those "
-                      "events. Reweight other samples of the model.", stacklevel=2)
-    events, attributes = _model_samples(args.samples, ratio.config.n_particles, str(record.get("target", "unknown")))
-    weights = ratio.weights(events)
+    check_output(args.out, inputs=[*args.ratios, args.samples], force=args.force)
+    loaded = [load_density_ratio(path) for path in args.ratios]
+    ratios, records = [r for r, _ in loaded], [record for _, record in loaded]
+    for path, ratio, record in zip(args.ratios, ratios, records):
+        first = (ratios[0].config.n_particles, records[0].get("target"))
+        if (ratio.config.n_particles, record.get("target")) != first:
+            raise RatioCheckpointError(f"{path}: a density ratio for {ratio.config.n_particles} particles of target "
+                                       f"{record.get('target')!r}; {args.ratios[0]} is for {first[0]} of {first[1]!r}: "
+                                       "an ensemble needs ratios of one model")
+        if Path(args.samples).resolve() == Path(record.get("samples", "")).resolve():
+            warnings.warn(f"{args.samples} is the file the ratio {path} was fitted on; its weights are biased towards "
+                          "those events. Reweight other samples of the model.", stacklevel=2)
+    events, attributes = _model_samples(args.samples, ratios[0].config.n_particles,
+                                        str(records[0].get("target", "unknown")))
+    weights = mean_log_ratio(ratios, events).exp()
     if not bool(weights.isfinite().all()):
         raise FloatingPointError(f"{args.samples}: the density ratio is infinite for some events; refit it")
     summary = summarise_weights(weights)
@@ -119,8 +131,9 @@ def run_reweight(args: argparse.Namespace) -> int:
         warnings.warn(f"{args.samples}: the density ratio is not calibrated on these events ({problem}): the model "
                       "is too far from the data for this classifier, or the ratio is over-fitted; refit it with more "
                       "events, and do not use these weights for results", stacklevel=2)
-    validation_loss = float(record.get("fit", {}).get("validation_loss", float("nan")))
-    out_attributes = {**attributes, "weighted": True, "weights_from": "density-ratio", "density_ratio": str(args.ratio),
+    validation_loss = sum(float(r.get("fit", {}).get("validation_loss", float("nan"))) for r in records) / len(records)
+    out_attributes = {**attributes, "weighted": True, "weights_from": "density-ratio",
+                      "density_ratio": ", ".join(str(path) for path in args.ratios),
                       "density_ratio_validation_loss": validation_loss, "density_ratio_calibrated": problem is None,
                       **{f"weight_{k}": v for k, v in summary.as_dict().items()}}
     write_events(args.out, events, out_attributes, weights=weights)

@@ -11,9 +11,10 @@ from .ratio import (
     fit_calibration,
     fit_density_ratio,
     load_density_ratio,
+    mean_log_ratio,
     save_density_ratio,
 )
 
 __all__ = ["ratio_features", "n_ratio_features", "RatioConfig", "DensityRatio", "RatioFit", "fit_density_ratio",
            "save_density_ratio", "load_density_ratio", "RatioCheckpointError", "NO_INFORMATION_LOSS",
-           "calibration_problem", "fit_calibration"]
+           "calibration_problem", "fit_calibration", "mean_log_ratio"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from .features import n_ratio_features, ratio_features
 
 __all__ = ["RatioConfig", "DensityRatio", "RatioFit", "fit_density_ratio", "save_density_ratio",
            "load_density_ratio", "RatioCheckpointError", "NO_INFORMATION_LOSS", "calibration_problem",
-           "fit_calibration"]
+           "fit_calibration", "mean_log_ratio"]
 
 # The balanced logistic loss of a classifier that cannot tell the classes apart (l = 0).
 NO_INFORMATION_LOSS = 2 * math.log(2)
@@ -306,6 +307,17 @@ def load_density_ratio(path: str | os.PathLike[str]) -> tuple[DensityRatio, dict
                                    f"{sorted(missing)}, unexpected {sorted(unexpected)})")
     model.eval()
     return model, {**state.get("record", {}), "fit": state.get("fit", {})}
+
+
+def mean_log_ratio(ratios: Sequence[DensityRatio], events: Tensor) -> Tensor:
+    """The ensemble's ``ln(data / model)`` (n,) float64 of events (n, N, 4): the mean of the
+    ratios' log ratios. Classifiers fitted with other seeds (other initial weights, batches and
+    held-out events) agree where the data decide and scatter where a classifier extrapolates or
+    overfits; averaging the logits keeps the first and damps the second, the single events that
+    would otherwise take most of the weight."""
+    if not ratios:
+        raise ValueError("an ensemble needs at least one density ratio")
+    return torch.stack([ratio.log_ratio(events) for ratio in ratios]).mean(0)
 
 
 def calibration_problem(summary: WeightSummary, *, max_bias: float = 0.05,
