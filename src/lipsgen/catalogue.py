@@ -15,7 +15,7 @@ Divergence = Literal["exact", "hutchinson"]
 ReverseVariance = Literal["2g", "ratio"]
 TimeLaw = Literal["paper", "uniform"]
 LossWeight = Literal["paper", "sigma2"]
-Coupling = Literal["independent", "fibre"]
+Coupling = Literal["independent", "fibre", "particles"]
 
 __all__ = ["Lift", "Backbone", "Drift", "Divergence", "ReverseVariance", "TimeLaw", "LossWeight", "Coupling",
            "MODEL_KINDS", "MODEL_HELP", "BASE_HELP", "PRESETS", "PRESET_HELP", "TARGET_OPTIONS", "TARGET_HELP",

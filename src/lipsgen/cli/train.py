@@ -73,6 +73,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_symmetry_option(parser, training=True)
     parser.add_argument("--lift", choices=["exact", "fixed"], default="exact",
                         help="lifting of data to q-space: exact fibre law (default) or the paper's fixed embedding")
+    parser.add_argument("--coupling", choices=["independent", "fibre", "particles"], default="independent",
+                        help="flow matching's pairs of data and noise (fm-z, fm-q): independent (default); fibre: "
+                        "the data lifted into each noise state's RAMBO fibre; particles: unlabelled particles of each "
+                        "data event relabelled to match their noise state's (shortest total distance), for "
+                        "identical particles (gluons, unlabelled jets)")
     parser.add_argument("--max-events", type=positive_int, default=None, help="use at most this many events")
     parser.add_argument("--window-events", type=positive_int, default=None,
                         help="stream the --data HDF5 file in shuffled windows of about this many events instead of "
@@ -207,11 +212,15 @@ def _train_locked(args: argparse.Namespace, world: Any, device: Any) -> int:
     target = str(attributes.get("target", "unknown"))
     labelled = facts_from_attributes(attributes, n_particles).labelled
     backbone: Backbone = args.backbone or ("mlp" if labelled else "transformer")
+    if args.coupling == "particles" and labelled:
+        raise ValueError(f"--coupling particles relabels particles; the {target} events' particles are labelled "
+                         "(distinct roles), so their order carries information it would lose")
     model_config = ModelConfig(model=args.model, n_particles=n_particles, target=target,
                                sqrt_s=float(attributes["sqrt_s"]), backbone=backbone, lift=args.lift,
                                base=args.base, base_ycut=_base_cut(args.base, n_particles, attributes),
                                order_by_energy=_order_by_energy(args.base, labelled),
-                               masses=recorded_masses(attributes), symmetry=args.symmetry)
+                               masses=recorded_masses(attributes), symmetry=args.symmetry,
+                               coupling=args.coupling)
     model_config, train_config = resolve_preset(args.preset or "cpu", model_config)
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
                                    ("max_events", args.max_events), ("window_events", args.window_events))

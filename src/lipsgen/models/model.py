@@ -17,6 +17,7 @@ from ..coordinates.qspace import sample_prior
 from ..coordinates.rambo import rambo_map
 from ..random import make_generator
 from ..validation import check_known_fields
+from .couplings import align_particles
 from .flows import SplineFlow
 from .networks import MLPBackbone, TransformerBackbone
 from .processes import FlowMatching, LangevinDiffusion, NormalizingFlowProcess, Process, VPDiffusion
@@ -48,7 +49,9 @@ class ModelConfig:
     pair_features: bool | None = None
     invariant_features: bool | None = None
     time_power: float = 1.0  # flow matching: training times t = u^time_power, u uniform (> 1: data end)
-    coupling: Coupling = "independent"  # flow matching from the space's prior: or "fibre" (Space.align_fibre)
+    # flow matching from the space's prior: or "fibre" (Space.align_fibre), or "particles" for unlabelled
+    # particles (models.couplings.align_particles)
+    coupling: Coupling = "independent"
     lift: Lift = "exact"
     # noise end: "uniform" (RAMBO's z-space) or a base map (lipsgen.bases; z-space models only), with
     # the cut folded into it (min y_ij > base_ycut; 0: none)
@@ -95,13 +98,16 @@ class ModelConfig:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose mlp or transformer")
         if self.lift not in ("exact", "fixed"):
             raise ValueError(f"lift must be 'exact' or 'fixed', got {self.lift!r}")
-        if self.coupling not in ("independent", "fibre"):
-            raise ValueError(f"coupling must be 'independent' or 'fibre', got {self.coupling!r}")
+        if self.coupling not in ("independent", "fibre", "particles"):
+            raise ValueError(f"coupling must be 'independent', 'fibre' or 'particles', got {self.coupling!r}")
         space, process, prior = MODEL_KINDS[self.model]
-        if self.coupling == "fibre" and (space == "p" or process != "flow" or prior != "space"):
-            raise ValueError(f"coupling 'fibre' needs flow matching from the RAMBO prior (fm-q, fm-z), "
-                             f"not {self.model}")
         in_chart = self.base != "uniform"
+        if self.coupling != "independent" and (space == "p" or process != "flow" or prior != "space" or in_chart):
+            raise ValueError(f"coupling {self.coupling!r} needs flow matching from the RAMBO prior (fm-q, fm-z; "
+                             f"no base), not {self.model}" + (f" on base {self.base!r}" if in_chart else ""))
+        if self.coupling == "particles" and self.symmetry != "none":
+            raise ValueError("coupling 'particles' is for unlabelled particles; a relabelling symmetry is for "
+                             "labelled ones")
         if self.base in DISCONTINUOUS_BASES and self.invariant_features:
             raise ValueError(f"base {self.base!r} decodes discontinuously (its channel changes across the channel "
                              f"coordinate): event features through it would make the network's field "
@@ -129,6 +135,9 @@ class ModelConfig:
         if self.masses is not None:
             masses = check_masses(self.masses, self.n_particles, self.sqrt_s)
             self.masses = list(masses) if any(masses) else None
+        if self.coupling == "particles" and self.masses is not None and len(set(self.masses)) > 1:
+            raise ValueError("coupling 'particles' relabels particles, which needs them exchangeable; these have "
+                             f"different masses {self.masses}")
         # The paper's early-step emphasis pairs with the exact lift, sigma_k^2 with the fixed one
         # (docs/design.md, "Langevin training"); resolved here so checkpoints record the choice.
         if self.time_law is None:
@@ -244,8 +253,8 @@ class GenerativeModel(nn.Module):
             return VPDiffusion(c.beta_min, c.beta_max, final_denoise=c.final_denoise)
         if name == "nf":
             return NormalizingFlowProcess()
-        return FlowMatching(self.noise_prior, self.space.align_fibre if c.coupling == "fibre" else None,
-                            c.time_power)
+        couple = {"fibre": self.space.align_fibre, "particles": align_particles}.get(c.coupling)
+        return FlowMatching(self.noise_prior, couple, c.time_power)
 
     def noise_prior(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         """The noise end (n, N, 3) the sampler starts from: the space's prior, or the fitted Gaussian."""
