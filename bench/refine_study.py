@@ -8,7 +8,11 @@ ratio data / model from the fitting set (``lipsgen refine``), weight the evaluat
 every file against the truth. Prints a Markdown table (docs/results.md, "Refined samples"); every
 command is logged in ``WORK/refine_log.txt``.
 
+With ``--refits K`` the ratio is fitted K times (``--seed 0..K-1``) and ``lipsgen reweight`` averages
+the K log ratios (an ensemble; docs/design.md, "Learnt density ratios").
+
 Usage: python bench/refine_study.py --work DIR --models fm-z zdiff [--events 200000] [--fit-events 300000]
+       [--refits K]
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000, help="evaluation events per model")
     parser.add_argument("--fit-events", type=int, default=300_000, help="model events to fit the ratio on")
     parser.add_argument("--refine-options", default="", help="extra options of lipsgen refine, e.g. '--steps 6000'")
+    parser.add_argument("--refits", type=int, default=1, help="ratios fitted with seeds 0..K-1 and averaged")
     parser.add_argument("--evaluate-only", action="store_true", help="only evaluate the existing files")
     args = parser.parse_args()
     lipsgen = [sys.executable, "-m", "lipsgen"]
@@ -51,10 +56,12 @@ def main() -> None:
             if not path.exists():
                 run(lipsgen + ["sample", str(folder / "model.pt"), "--events", str(n), "--out", str(path),
                                "--seed", str(seed)], log)
-        ratio = folder / "ratio.pt"
-        seconds[model] = run(lipsgen + ["refine", "--data", str(work / "train.h5"), "--samples", str(fit), "--out",
-                                        str(ratio), "--force", *args.refine_options.split()], log)
-        run(lipsgen + ["reweight", str(ratio), str(plain), "--out", str(refined), "--force"], log)
+        ratios = [folder / ("ratio.pt" if seed == 0 else f"ratio_s{seed}.pt") for seed in range(args.refits)]
+        seconds[model] = sum(run(lipsgen + ["refine", "--data", str(work / "train.h5"), "--samples", str(fit),
+                                            "--out", str(ratio), "--seed", str(seed), "--force",
+                                            *args.refine_options.split()], log)
+                             for seed, ratio in enumerate(ratios))
+        run(lipsgen + ["reweight", *map(str, ratios), str(plain), "--out", str(refined), "--force"], log)
         run(lipsgen + ["unweight", str(refined), "--out", str(unweighted), "--seed", "5", "--force"], log)
     report = work / "report_refined"
     run(lipsgen + ["evaluate", "--truth", str(work / "truth.h5"), *samples, "--out", str(report), "--force"], log)
