@@ -111,8 +111,8 @@ def run_reweight(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=[*args.ratios, args.samples], force=args.force)
     loaded = [load_density_ratio(path) for path in args.ratios]
     ratios, records = [r for r, _ in loaded], [record for _, record in loaded]
+    first = (ratios[0].config.n_particles, records[0].get("target"))
     for path, ratio, record in zip(args.ratios, ratios, records):
-        first = (ratios[0].config.n_particles, records[0].get("target"))
         if (ratio.config.n_particles, record.get("target")) != first:
             raise RatioCheckpointError(f"{path}: a density ratio for {ratio.config.n_particles} particles of target "
                                        f"{record.get('target')!r}; {args.ratios[0]} is for {first[0]} of {first[1]!r}: "

@@ -10,12 +10,12 @@ The kinematics are untouched (a model's exact events stay exact); unlike the exa
 of the target: they work for Pythia jets or any data. The validation loss against the
 no-information value ``2 ln 2`` says how far the model is from the data, and is where training stops.
 
-Two guards keep a classifier of a model far from its data from handing single events all the
+Three guards keep a classifier of a model far from its data from handing single events all the
 weight (docs/design.md, "Learnt density ratios"): features are clamped to the range the classifier
-was trained on, so that an event beyond it is not extrapolated to an arbitrary logit, and the logit
-is recalibrated on the held-out events as ``a l + b`` (Platt scaling with the same loss), which
-undoes the over-confidence of a classifier that separates its training samples better than it
-generalises.
+was trained on, so that an event beyond it is not extrapolated to an arbitrary logit; the logit is
+recalibrated on the held-out events as ``a l + b`` (Platt scaling with the same loss), which undoes
+the over-confidence of a classifier that separates its training samples better than it generalises;
+and refits with other seeds average their log ratios (:func:`mean_log_ratio`).
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def _balanced_loss(model: DensityRatio, data: Tensor, samples: Tensor) -> float:
 
 
 def fit_calibration(data_logits: Tensor, sample_logits: Tensor) -> tuple[float, float, float]:
-    """The scale a >= 0 and shift b that minimise the balanced logistic loss of ``a l + b`` over
+    """The scale a > 0 and shift b that minimise the balanced logistic loss of ``a l + b`` over
     held-out logits of data (n_d,) and model events (n_s,), and that loss. A classifier that is
     right about which way the ratio goes but over-confident gets a < 1; a = 1, b = 0 is the
     uncalibrated one, so the loss never rises."""
