@@ -77,7 +77,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="flow matching's pairs of data and noise (fm-z, fm-q): independent (default); fibre: "
                         "the data lifted into each noise state's RAMBO fibre; particles: unlabelled particles of each "
                         "data event relabelled to match their noise state's (shortest total distance), for "
-                        "identical particles (gluons, unlabelled jets)")
+                        "many identical particles (SARGE's ten gluons: AUC 0.71 -> 0.68; three jets: no gain)")
     parser.add_argument("--max-events", type=positive_int, default=None, help="use at most this many events")
     parser.add_argument("--window-events", type=positive_int, default=None,
                         help="stream the --data HDF5 file in shuffled windows of about this many events instead of "
