@@ -179,9 +179,14 @@ def _logits(model: DensityRatio, features: Tensor, chunk: int = 65536) -> Tensor
         return torch.cat([model(features[i:i + chunk]).double() for i in range(0, len(features), chunk)])
 
 
+def balanced_logistic_loss(data_logits: Tensor, sample_logits: Tensor) -> Tensor:
+    """``E_data[softplus(-l)] + E_model[softplus(l)]`` of logits of data (n_d,) and model events (n_s,)."""
+    return F.softplus(-data_logits).mean() + F.softplus(sample_logits).mean()
+
+
 def _balanced_loss(model: DensityRatio, data: Tensor, samples: Tensor) -> float:
     """Balanced logistic loss of the uncalibrated classifier on standardised features."""
-    return float(F.softplus(-_logits(model, data)).mean() + F.softplus(_logits(model, samples)).mean())
+    return float(balanced_logistic_loss(_logits(model, data), _logits(model, samples)))
 
 
 def fit_calibration(data_logits: Tensor, sample_logits: Tensor) -> tuple[float, float, float]:
@@ -195,7 +200,7 @@ def fit_calibration(data_logits: Tensor, sample_logits: Tensor) -> tuple[float, 
     optimizer = torch.optim.LBFGS([log_scale, shift], max_iter=200, line_search_fn="strong_wolfe")
 
     def loss_of(scale: Tensor, b: Tensor) -> Tensor:
-        return F.softplus(-(scale * data_logits + b)).mean() + F.softplus(scale * sample_logits + b).mean()
+        return balanced_logistic_loss(scale * data_logits + b, scale * sample_logits + b)
 
     def closure() -> Tensor:
         optimizer.zero_grad()
@@ -251,7 +256,7 @@ def fit_density_ratio(data: Tensor, samples: Tensor, config: RatioConfig, *, dev
             model.train()
             picks = [torch.randint(len(t), (config.batch_size,), generator=generator).to(device) for t in train_sets]
             data_logits, sample_logits = model(train_sets[0][picks[0]]), model(train_sets[1][picks[1]])
-            loss = F.softplus(-data_logits).mean() + F.softplus(sample_logits).mean()
+            loss = balanced_logistic_loss(data_logits, sample_logits)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
