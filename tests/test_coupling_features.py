@@ -183,17 +183,19 @@ def test_particle_coupling_is_offered_for_unlabelled_particles_from_the_rambo_pr
         ModelConfig(model="fm-z", n_particles=3, coupling="particles", symmetry="cyclic")
 
 
-def test_particle_coupling_from_the_command_line(tmp_path):
+def test_particle_coupling_and_relative_output_from_the_command_line(tmp_path):
     from conftest import run_cli
 
     data, labelled = tmp_path / "sarge.h5", tmp_path / "qqg.h5"
     assert run_cli("data", "sarge", "--particles", "4", "--events", "2000", "--sqrt-s", "91.19", "--permute",
                    "--out", str(data), "--seed", "1").returncode == 0
-    result = run_cli("train", "--data", str(data), "--model", "fm-z", "--coupling", "particles", "--max-steps", "20",
-                     "--out", str(tmp_path / "m"))
+    result = run_cli("train", "--data", str(data), "--model", "fm-z", "--coupling", "particles", "--relative-output",
+                     "--max-steps", "20", "--out", str(tmp_path / "m"))
     assert result.returncode == 0, result.stderr
     model, _ = load_model(tmp_path / "m" / "model.pt")
     assert model.config.coupling == "particles" and model.process.couple is align_particles
+    assert model.config.relative_output and model.net.relative is not None
+    assert model.net.relative.coefficients.weight.abs().max() > 0  # trained, not left at its zero start
     events = model.sample(200, seed=2).events
     total = events.sum(dim=1)
     torch.testing.assert_close(total, torch.tensor([91.19, 0, 0, 0], dtype=torch.float64).expand_as(total),
@@ -205,3 +207,6 @@ def test_particle_coupling_from_the_command_line(tmp_path):
     result = run_cli("train", "--data", str(data), "--model", "nf", "--coupling", "particles", "--out",
                      str(tmp_path / "n"))
     assert result.returncode == 1 and "needs flow matching" in result.stderr
+    result = run_cli("train", "--data", str(data), "--model", "fm-z", "--backbone", "mlp", "--relative-output",
+                     "--out", str(tmp_path / "r"))
+    assert result.returncode == 1 and "relative_output" in result.stderr and not (tmp_path / "r").exists()

@@ -157,6 +157,43 @@ def test_transformer_is_permutation_equivariant():
     torch.testing.assert_close(net(x[:, perm], t), out[:, perm], rtol=0, atol=1e-12)
 
 
+def test_relative_output_is_equivariant_and_moves_particles_along_their_offsets():
+    torch.manual_seed(0)
+    n, heads = 6, 4
+    net = TransformerBackbone(n, width=32, depth=2, heads=heads, time_dim=16, relative_output=True).double()
+    x = torch.randn(8, n, 3, dtype=torch.float64)
+    t = torch.rand(8, dtype=torch.float64)
+    assert net(x, t).abs().max() == 0  # starts as the reference field, as without it
+    torch.nn.init.normal_(net.relative.coefficients.weight)
+    perm = torch.randperm(n)
+    out = net(x, t)
+    assert out.abs().max() > 0.1
+    torch.testing.assert_close(net(x[:, perm], t), out[:, perm], rtol=0, atol=1e-12)
+    # uniform attention and constant coefficients: the mean offset to the others, and the mean turn
+    # towards their directions at particle i's own radius
+    relative = net.relative
+    with torch.no_grad():
+        for layer in (relative.qk, relative.pair_bias, relative.coefficients):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        relative.coefficients.bias[:heads] = 0.25  # offsets, summed over the heads: 1
+        relative.coefficients.bias[heads:] = -0.5  # turns: -2
+    h = torch.randn(8, n, 32, dtype=torch.float64)
+    pairs = torch.randn(8, n, n, 16, dtype=torch.float64)
+    r = x.norm(dim=-1, keepdim=True)
+    others = (x.sum(1, keepdim=True) - x) / (n - 1)
+    turns = r * (((x / r).sum(1, keepdim=True) - x / r) / (n - 1) - x / r)
+    torch.testing.assert_close(relative(h, x, pairs), (others - x) - 2 * turns, rtol=1e-12, atol=1e-12)
+
+
+def test_relative_output_is_refused_where_there_are_no_particle_tokens():
+    for bad in (dict(model="fm-z", backbone="mlp"), dict(model="nf", backbone="transformer"),
+                dict(model="fm-z", backbone="transformer", base="chain")):
+        with pytest.raises(ValueError, match="relative_output"):
+            ModelConfig(n_particles=3, relative_output=True, **bad)
+    assert ModelConfig(model="fm-q", n_particles=3, backbone="transformer", relative_output=True).relative_output
+
+
 def test_pair_log_angles_match_the_opening_angles():
     x = torch.randn(5, 4, 3, dtype=torch.float64) * torch.rand(5, 4, 1, dtype=torch.float64)
     x[0, 1] = x[0, 0] * 3 + 1e-4 * torch.tensor([0.0, 1.0, -1.0], dtype=torch.float64)  # nearly collinear

@@ -48,6 +48,8 @@ class ModelConfig:
     # (whose coordinates are not momenta)
     pair_features: bool | None = None
     invariant_features: bool | None = None
+    # transformer: add an output from the particles' relative vectors (models.networks._RelativeOutput)
+    relative_output: bool = False
     time_power: float = 1.0  # flow matching: training times t = u^time_power, u uniform (> 1: data end)
     # flow matching from the space's prior: or "fibre" (Space.align_fibre), or "particles" for unlabelled
     # particles (models.couplings.align_particles)
@@ -117,6 +119,10 @@ class ModelConfig:
         if self.invariant_features is None:
             # through a smooth chart only: a user's base may not be differentiable or continuous
             self.invariant_features = self.base == "chain" and process != "nf"
+        if self.relative_output and (self.backbone != "transformer" or process == "nf" or in_chart):
+            raise ValueError("relative_output is an output of the transformer over particles (no nf, no base's "
+                             f"chart, whose coordinates are not particles); not {self.model} with backbone "
+                             f"{self.backbone!r}" + (f" on base {self.base!r}" if in_chart else ""))
         if self.invariant_features and process == "nf":
             raise ValueError("invariant_features is an input of the mlp and transformer backbones; nf has neither")
         if self.order_by_energy and not in_chart:
@@ -225,7 +231,7 @@ class GenerativeModel(nn.Module):
                                           pair_features=bool(config.pair_features),
                                           event_momenta=self.space.event_momenta if config.invariant_features else None)
             if config.backbone == "transformer":
-                kwargs["heads"] = config.heads
+                kwargs.update(heads=config.heads, relative_output=config.relative_output)
             self.net = backbone(config.n_particles, **kwargs)
         self.fitted = FittedGaussian(config.n_particles) if prior == "fitted" else None
         self.process = self._make_process(process_name, prior)

@@ -106,8 +106,8 @@ def student_config(teacher: ModelConfig, config: DistillConfig) -> ModelConfig:
     network like the teacher's sampled with ``config.steps`` Euler steps (``few-step``)."""
     if config.method == "flow":
         size: dict[str, Any] = {**DISTILL_FLOW_SIZE, **config.flow_size}
-        return replace(teacher, model="nf", invariant_features=False, pair_features=False, sampler_steps=None,
-                       sampler_solver=None, flow_direction="sampling", **size)
+        return replace(teacher, model="nf", invariant_features=False, pair_features=False, relative_output=False,
+                       sampler_steps=None, sampler_solver=None, flow_direction="sampling", **size)
     return replace(teacher, model="fm-z", coupling="independent", time_power=1.0, sampler_steps=config.steps,
                    sampler_solver="euler")
 
