@@ -12,7 +12,7 @@ With ``--refits K`` the ratio is fitted K times (``--seed 0..K-1``) and ``lipsge
 the K log ratios (an ensemble; docs/design.md, "Learnt density ratios").
 
 Usage: python bench/refine_study.py --work DIR --models fm-z zdiff [--events 200000] [--fit-events 300000]
-       [--refits K]
+       [--refits K] [--train-options '...']
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["fm-z"])
     parser.add_argument("--events", type=int, default=200_000, help="evaluation events per model")
     parser.add_argument("--fit-events", type=int, default=300_000, help="model events to fit the ratio on")
+    parser.add_argument("--train-options", default="",
+                        help="extra options of lipsgen train, e.g. '--coupling particles --relative-output'")
     parser.add_argument("--refine-options", default="", help="extra options of lipsgen refine, e.g. '--steps 6000'")
     parser.add_argument("--refits", type=int, default=1, help="ratios fitted with seeds 0..K-1 and averaged")
     parser.add_argument("--evaluate-only", action="store_true", help="only evaluate the existing files")
@@ -51,7 +53,8 @@ def main() -> None:
         if args.evaluate_only:
             continue
         if not (folder / "model.pt").exists():
-            run(lipsgen + ["train", "--data", str(work / "train.h5"), "--model", model, "--out", str(folder)], log)
+            run(lipsgen + ["train", "--data", str(work / "train.h5"), "--model", model, "--out", str(folder)]
+                + args.train_options.split(), log)
         for path, n, seed in ((plain, args.events, 3), (fit, args.fit_events, 7)):
             if not path.exists():
                 run(lipsgen + ["sample", str(folder / "model.pt"), "--events", str(n), "--out", str(path),

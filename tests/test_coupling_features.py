@@ -190,11 +190,11 @@ def test_particle_coupling_and_relative_output_from_the_command_line(tmp_path):
     assert run_cli("data", "sarge", "--particles", "4", "--events", "2000", "--sqrt-s", "91.19", "--permute",
                    "--out", str(data), "--seed", "1").returncode == 0
     result = run_cli("train", "--data", str(data), "--model", "fm-z", "--coupling", "particles", "--relative-output",
-                     "--max-steps", "20", "--out", str(tmp_path / "m"))
+                     "--time-power", "2", "--max-steps", "20", "--out", str(tmp_path / "m"))
     assert result.returncode == 0, result.stderr
     model, _ = load_model(tmp_path / "m" / "model.pt")
     assert model.config.coupling == "particles" and model.process.couple is align_particles
-    assert model.config.relative_output and model.net.relative is not None
+    assert model.config.relative_output and model.net.relative is not None and model.process.time_power == 2
     assert model.net.relative.coefficients.weight.abs().max() > 0  # trained, not left at its zero start
     events = model.sample(200, seed=2).events
     total = events.sum(dim=1)

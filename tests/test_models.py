@@ -412,6 +412,10 @@ def test_training_leaves_the_callers_global_random_stream_alone(tmp_path):
 def test_flow_matching_time_power_draws_training_times_towards_the_data_end():
     """time_power p: training times t = u^p, u uniform, so E[t] = 1 / (p + 1) (1/3 at p = 2: towards
     the data end, t = 0)."""
+    for bad in (dict(model="fm-z", time_power=0.0), dict(model="fm-z", time_power=float("inf")),
+                dict(model="zdiff", time_power=2.0)):
+        with pytest.raises(ValueError, match="time_power"):
+            ModelConfig(n_particles=3, **bad)
     model = GenerativeModel(ModelConfig(model="fm-z", n_particles=3, width=8, depth=1, time_power=2.0))
     seen: list[torch.Tensor] = []
 

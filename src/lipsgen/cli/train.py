@@ -82,6 +82,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="transformer: add an output built from the particles' relative vectors (each particle "
                         "moved along attention-weighted offsets to the others), which resolves nearly collinear "
                         "particles (SARGE's ten gluons: AUC 0.68 -> 0.65); not with nf or a base's chart")
+    parser.add_argument("--time-power", type=positive_float, default=1.0,
+                        help="flow matching: training times drawn as t = u^P, u uniform (default 1; P > 1 trains "
+                        "more near the data end, where nearly collinear particles are resolved: SARGE with "
+                        "--relative-output, P = 2: AUC 0.65 -> 0.64)")
     parser.add_argument("--max-events", type=positive_int, default=None, help="use at most this many events")
     parser.add_argument("--window-events", type=positive_int, default=None,
                         help="stream the --data HDF5 file in shuffled windows of about this many events instead of "
@@ -224,7 +228,8 @@ def _train_locked(args: argparse.Namespace, world: Any, device: Any) -> int:
                                base=args.base, base_ycut=_base_cut(args.base, n_particles, attributes),
                                order_by_energy=_order_by_energy(args.base, labelled),
                                masses=recorded_masses(attributes), symmetry=args.symmetry,
-                               coupling=args.coupling, relative_output=args.relative_output)
+                               coupling=args.coupling, relative_output=args.relative_output,
+                               time_power=args.time_power)
     model_config, train_config = resolve_preset(args.preset or "cpu", model_config)
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
                                    ("max_events", args.max_events), ("window_events", args.window_events))

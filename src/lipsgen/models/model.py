@@ -107,6 +107,10 @@ class ModelConfig:
         if self.coupling != "independent" and (space == "p" or process != "flow" or prior != "space" or in_chart):
             raise ValueError(f"coupling {self.coupling!r} needs flow matching from the RAMBO prior (fm-q, fm-z; "
                              f"no base), not {self.model}" + (f" on base {self.base!r}" if in_chart else ""))
+        if not (isinstance(self.time_power, (int, float)) and math.isfinite(self.time_power) and self.time_power > 0):
+            raise ValueError(f"time_power must be a positive number, got {self.time_power!r}")
+        if self.time_power != 1.0 and process != "flow":
+            raise ValueError(f"time_power draws flow matching's training times; {self.model} is not flow matching")
         if self.coupling == "particles" and self.symmetry != "none":
             raise ValueError("coupling 'particles' is for unlabelled particles; a relabelling symmetry is for "
                              "labelled ones")
