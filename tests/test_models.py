@@ -176,14 +176,19 @@ def test_relative_output_is_equivariant_and_moves_particles_along_their_offsets(
         for layer in (relative.qk, relative.pair_bias, relative.coefficients):
             layer.weight.zero_()
             layer.bias.zero_()
-        relative.coefficients.bias[:heads] = 0.25  # offsets, summed over the heads: 1
-        relative.coefficients.bias[heads:] = -0.5  # turns: -2
+        # summed over the heads: offsets x 1, turns x -2, radial steps x 3, own direction x 0.5
+        for channel, total in enumerate((1.0, -2.0, 3.0, 0.5)):
+            relative.coefficients.bias[channel * heads:(channel + 1) * heads] = total / heads
     h = torch.randn(8, n, 32, dtype=torch.float64)
     pairs = torch.randn(8, n, n, 16, dtype=torch.float64)
     r = x.norm(dim=-1, keepdim=True)
-    others = (x.sum(1, keepdim=True) - x) / (n - 1)
-    turns = r * (((x / r).sum(1, keepdim=True) - x / r) / (n - 1) - x / r)
-    torch.testing.assert_close(relative(h, x, pairs), (others - x) - 2 * turns, rtol=1e-12, atol=1e-12)
+    u = x / r
+
+    def others(v):
+        return (v.sum(1, keepdim=True) - v) / (n - 1)
+
+    expected = (others(x) - x) - 2 * r * (others(u) - u) + 3 * u * (others(r) - r) + 0.5 * u
+    torch.testing.assert_close(relative(h, x, pairs), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_relative_output_is_refused_where_there_are_no_particle_tokens():

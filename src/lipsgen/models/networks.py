@@ -162,18 +162,21 @@ class _Block(nn.Module):
 
 
 class _RelativeOutput(nn.Module):
-    """An output built from the particles' relative vectors: per head, attention over the other
-    particles, then ``sum_j a_ij (x_j - x_i)`` and ``sum_j a_ij |x_i| (n_j - n_i)`` (n = x/|x|), each
-    scaled by a coefficient read from particle i's token (EGNN's coordinate update, Satorras et al.,
-    arXiv:2102.09844). A token-wise linear output has to write the small offset between two nearly
-    collinear particles from normalised features; these vectors carry it at its own scale. Starts at zero."""
+    """An output built from the particles' relative vectors. Per head, attention a_ij over the other
+    particles j, and four vectors for particle i: the offset ``sum_j a_ij (x_j - x_i)``, the turn
+    ``|x_i| sum_j a_ij (n_j - n_i)`` (n = x/|x|), the radial step ``n_i sum_j a_ij (|x_j| - |x_i|)`` and
+    its own direction n_i, each scaled by a coefficient read from particle i's token (EGNN's coordinate
+    update, Satorras et al., arXiv:2102.09844, with the turn and the radial step as its angular and
+    radial parts). A token-wise linear output has to write the small offset between two nearly
+    collinear particles, or a step along a particle's own direction, from normalised features; these
+    vectors carry them at their own scale. Starts at zero."""
 
     def __init__(self, width: int, heads: int, pair_bias: bool) -> None:
         super().__init__()
         self.heads = heads
         self.qk = nn.Linear(width, 2 * width)
         self.pair_bias = nn.Linear(_PAIR_EMBEDDING, heads) if pair_bias else None
-        self.coefficients = nn.Linear(width, 2 * heads)
+        self.coefficients = nn.Linear(width, 4 * heads)
         nn.init.zeros_(self.coefficients.weight)
         nn.init.zeros_(self.coefficients.bias)
 
@@ -186,12 +189,19 @@ class _RelativeOutput(nn.Module):
             scores = scores + self.pair_bias(pairs).permute(0, 3, 1, 2)
         eye = torch.eye(n, dtype=torch.bool, device=h.device)
         weights = scores.masked_fill(eye, float("-inf")).softmax(dim=-1)  # (B, H, N, N)
-        r = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=1e-12)
+        r = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=1e-12)  # (B, N, 1)
         directions = x / r
-        offsets = torch.einsum("bhij,bjc->bhic", weights, x) - x.unsqueeze(1)
-        turns = r.unsqueeze(1) * (torch.einsum("bhij,bjc->bhic", weights, directions) - directions.unsqueeze(1))
-        c_offset, c_turn = self.coefficients(h).view(b, n, 2, self.heads).permute(2, 0, 3, 1).unsqueeze(-1)
-        return (c_offset * offsets + c_turn * turns).sum(dim=1)
+        own = directions.unsqueeze(1)  # (B, 1, N, 3), broadcast over the heads
+
+        def mean_of_others(values: Tensor) -> Tensor:  # (B, N, C) -> (B, H, N, C)
+            return torch.einsum("bhij,bjc->bhic", weights, values)
+
+        offsets = mean_of_others(x) - x.unsqueeze(1)
+        turns = r.unsqueeze(1) * (mean_of_others(directions) - own)
+        radial = own * (mean_of_others(r) - r.unsqueeze(1))
+        coefficients = self.coefficients(h).view(b, n, 4, self.heads).permute(2, 0, 3, 1).unsqueeze(-1)
+        c_offset, c_turn, c_radial, c_own = coefficients  # each (B, H, N, 1)
+        return (c_offset * offsets + c_turn * turns + c_radial * radial + c_own * own).sum(dim=1)
 
 
 class TransformerBackbone(nn.Module):
