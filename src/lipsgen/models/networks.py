@@ -132,6 +132,15 @@ class MLPBackbone(nn.Module):
 _PAIR_EMBEDDING = 16
 
 
+def _attention_scores(q: Tensor, k: Tensor, pair_bias: nn.Module | None, pairs: Tensor | None) -> Tensor:
+    """Scaled dot products of queries and keys (B, N, H, d) -> (B, H, N, N), plus the per-head bias
+    of the embedded pairs (B, N, N, _PAIR_EMBEDDING) when there is one."""
+    scores = torch.einsum("bihd,bjhd->bhij", q, k) / math.sqrt(q.shape[-1])
+    if pair_bias is not None:
+        scores = scores + pair_bias(pairs).permute(0, 3, 1, 2)
+    return scores
+
+
 class _Block(nn.Module):
     """Pre-LN transformer block with the time embedding added to its input."""
 
@@ -153,9 +162,7 @@ class _Block(nn.Module):
         h = h + self.time(temb).unsqueeze(1)
         b, n, w = h.shape
         q, k, v = self.qkv(self.norm1(h)).view(b, n, 3, self.heads, w // self.heads).unbind(2)
-        scores = torch.einsum("bihd,bjhd->bhij", q, k) / math.sqrt(w // self.heads)
-        if self.pair_bias is not None:
-            scores = scores + self.pair_bias(pairs).permute(0, 3, 1, 2)
+        scores = _attention_scores(q, k, self.pair_bias, pairs)
         attended = torch.einsum("bhij,bjhd->bihd", scores.softmax(dim=-1), v).reshape(b, n, w)
         h = h + self.proj(attended)
         return h + self.ff(self.norm2(h))
@@ -184,9 +191,7 @@ class _RelativeOutput(nn.Module):
         """h (B, N, width), x (B, N, 3), pairs (B, N, N, _PAIR_EMBEDDING) or None -> (B, N, 3)."""
         b, n, w = h.shape
         q, k = self.qk(h).view(b, n, 2, self.heads, w // self.heads).unbind(2)
-        scores = torch.einsum("bihd,bjhd->bhij", q, k) / math.sqrt(w // self.heads)
-        if self.pair_bias is not None:
-            scores = scores + self.pair_bias(pairs).permute(0, 3, 1, 2)
+        scores = _attention_scores(q, k, self.pair_bias, pairs)
         eye = torch.eye(n, dtype=torch.bool, device=h.device)
         weights = scores.masked_fill(eye, float("-inf")).softmax(dim=-1)  # (B, H, N, N)
         r = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=1e-12)  # (B, N, 1)
