@@ -191,6 +191,43 @@ def test_relative_output_is_equivariant_and_moves_particles_along_their_offsets(
     torch.testing.assert_close(relative(h, x, pairs), expected, rtol=1e-12, atol=1e-12)
 
 
+def test_relative_updates_move_the_particles_and_the_pair_angles_follow_them():
+    torch.manual_seed(1)
+    n, heads = 5, 2
+    net = TransformerBackbone(n, width=16, depth=1, heads=heads, time_dim=8, relative_output=True,
+                              relative_updates=True).double()
+    x = torch.randn(6, n, 3, dtype=torch.float64)
+    t = torch.rand(6, dtype=torch.float64)
+    assert net(x, t).abs().max() == 0  # starts as the reference field
+    for relative in (net.relative, net.updates[0]):
+        torch.nn.init.normal_(relative.coefficients.weight)
+    perm = torch.randperm(n)
+    out = net(x, t)
+    assert out.abs().max() > 0.1
+    torch.testing.assert_close(net(x[:, perm], t), out[:, perm], rtol=0, atol=1e-12)
+    # the block's update: uniform attention, offsets x 1, so every particle moves to the mean of the others;
+    # the output: the displacement, plus the mean offset among the moved particles under attention from
+    # their recomputed pair angles (the pair bias alone)
+    update, relative = net.updates[0], net.relative
+    with torch.no_grad():
+        for layer in (update.qk, update.pair_bias, update.coefficients, relative.qk, relative.coefficients):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        update.coefficients.bias[:heads] = 1.0 / heads
+        relative.coefficients.bias[:heads] = 1.0 / heads
+    moved = (x.sum(1, keepdim=True) - x) / (n - 1)
+    with torch.no_grad():
+        bias = relative.pair_bias(net.pair_embed(pair_log_angles(moved).unsqueeze(-1))).permute(0, 3, 1, 2)
+        weights = bias.masked_fill(torch.eye(n, dtype=torch.bool), float("-inf")).softmax(dim=-1)
+        offsets = torch.einsum("bhij,bjc->bhic", weights, moved) - moved.unsqueeze(1)
+        expected = (moved - x) + offsets.mean(dim=1)
+        torch.testing.assert_close(net(x, t), expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="needs relative_output"):
+        TransformerBackbone(n, width=16, depth=1, heads=heads, relative_updates=True)
+    with pytest.raises(ValueError, match="set relative_output too"):
+        ModelConfig(model="fm-z", n_particles=3, backbone="transformer", relative_updates=True)
+
+
 def test_relative_output_is_refused_where_there_are_no_particle_tokens():
     for bad in (dict(model="fm-z", backbone="mlp"), dict(model="nf", backbone="transformer"),
                 dict(model="fm-z", backbone="transformer", base="chain")):

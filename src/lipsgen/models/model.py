@@ -50,6 +50,8 @@ class ModelConfig:
     invariant_features: bool | None = None
     # transformer: add an output from the particles' relative vectors (models.networks._RelativeOutput)
     relative_output: bool = False
+    # with it: move the particles by such a field after every block (models.networks.TransformerBackbone)
+    relative_updates: bool = False
     time_power: float = 1.0  # flow matching: training times t = u^time_power, u uniform (> 1: data end)
     # flow matching from the space's prior: or "fibre" (Space.align_fibre), or "particles" for unlabelled
     # particles (models.couplings.align_particles)
@@ -127,6 +129,8 @@ class ModelConfig:
             raise ValueError("relative_output is an output of the transformer over particles (no nf, no base's "
                              f"chart, whose coordinates are not particles); not {self.model} with backbone "
                              f"{self.backbone!r}" + (f" on base {self.base!r}" if in_chart else ""))
+        if self.relative_updates and not self.relative_output:
+            raise ValueError("relative_updates moves the particles for the relative output: set relative_output too")
         if self.invariant_features and process == "nf":
             raise ValueError("invariant_features is an input of the mlp and transformer backbones; nf has neither")
         if self.order_by_energy and not in_chart:
@@ -235,7 +239,8 @@ class GenerativeModel(nn.Module):
                                           pair_features=bool(config.pair_features),
                                           event_momenta=self.space.event_momenta if config.invariant_features else None)
             if config.backbone == "transformer":
-                kwargs.update(heads=config.heads, relative_output=config.relative_output)
+                kwargs.update(heads=config.heads, relative_output=config.relative_output,
+                              relative_updates=config.relative_updates)
             self.net = backbone(config.n_particles, **kwargs)
         self.fitted = FittedGaussian(config.n_particles) if prior == "fitted" else None
         self.process = self._make_process(process_name, prior)
