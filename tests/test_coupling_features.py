@@ -212,5 +212,6 @@ def test_particle_coupling_and_relative_output_from_the_command_line(tmp_path):
     result = run_cli("train", "--data", str(data), "--model", "fm-z", "--backbone", "mlp", "--relative-output",
                      "--out", str(tmp_path / "r"))
     assert result.returncode == 1 and "relative_output" in result.stderr and not (tmp_path / "r").exists()
-    result = run_cli("train", "--data", str(data), "--model", "fm-z", "--relative-updates", "--out", str(tmp_path / "u"))
+    result = run_cli("train", "--data", str(data), "--model", "fm-z", "--relative-updates",
+                     "--out", str(tmp_path / "u"))
     assert result.returncode == 1 and "set relative_output too" in result.stderr and not (tmp_path / "u").exists()
