@@ -470,6 +470,12 @@ def test_flow_matching_time_power_draws_training_times_towards_the_data_end():
     model.process.loss(Recorder(), {"x0": x0}, torch.Generator().manual_seed(2))
     t = torch.cat(seen).double()
     assert abs(float(t.mean()) - 1 / 3) < 4 * float(t.std()) / math.sqrt(len(t))
+    # the sampler's steps follow the same law, t_k = (1 - k / K)^2; a partial run from t takes the full grid's
+    # steps below t
+    assert model.process.time_grid(4, 1.0) == pytest.approx([1.0, 9 / 16, 1 / 4, 1 / 16, 0.0], abs=1e-15)
+    full = model.process.time_grid(100, 1.0)
+    steps = model.process.partial_steps(100, 0.25)
+    assert steps == 50 and model.process.time_grid(steps, 0.25) == pytest.approx(full[-51:], abs=1e-15)
 
 
 def test_a_diverged_sampler_run_is_named_as_such():

@@ -70,6 +70,8 @@ def affine_cases():
     return [
         ("flow-euler", FlowMatching(standard_normal), Linear(lambda t: 0.8 - 0.5 * t, B), "euler", 12),
         ("flow-heun", FlowMatching(standard_normal), Linear(lambda t: 0.8 - 0.5 * t, B), "heun", 7),
+        ("flow-heun-power", FlowMatching(standard_normal, time_power=2.0), Linear(lambda t: 0.8 - 0.5 * t, B),
+         "heun", 7),
         ("vp-heun", vp, Linear(lambda t: 0.6 * vp.alpha_sigma(t)[1], B), "heun", 9),
         ("langevin-ode", LangevinDiffusion("linear:0.01:0.03:15"), Linear(lambda t: -0.7 + 0.2 * t, B), "ode", 15),
     ]

@@ -6,6 +6,7 @@ facebookresearch/flow_matching, where ``x_0`` is the noise: its velocity is minu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -47,6 +48,18 @@ class FlowMatching(Process):
         tt = t.view(-1, 1, 1)
         xt = (1 - tt) * x0 + tt * x1
         return (net(xt, t) - (x1 - x0)).square().sum(dim=(1, 2)).mean()
+
+    def time_grid(self, steps: int, t_start: float) -> list[float]:
+        """``t_k = t_start (1 - k / steps)^P``, P the training's time power: the sampler's steps lie
+        as densely near the data end as training drew its times (P = 1: evenly spaced)."""
+        if self.time_power == 1.0:
+            return super().time_grid(steps, t_start)
+        u = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+        return (t_start * u**self.time_power).tolist()
+
+    def partial_steps(self, steps: int, t_start: float) -> int:
+        """The steps below ``t_start`` of the full run's grid."""
+        return max(1, math.ceil(steps * t_start ** (1 / self.time_power) - 1e-9))
 
     def noise(self, x0: Tensor, t: float, generator: torch.Generator) -> Tensor:
         x1 = self.prior(x0.shape[0], generator, x0.device)
