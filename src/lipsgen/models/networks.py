@@ -143,8 +143,8 @@ def _attention_scores(q: Tensor, k: Tensor, pair_bias: nn.Module | None, pairs: 
 
 def _softmax_last(scores: Tensor) -> Tensor:
     """Softmax over the last dimension (entries of -inf get weight 0; a row needs one finite entry).
-    Written out because torch's CPU kernel is slow on rows of a few particles: about 2x less time
-    forward and backward on (256, 4, 10, 10) (docs/benchmarks.md, "Attention softmax")."""
+    Written out because torch's CPU kernel is slow on rows of a few particles: about half its time,
+    forward and backward, on (256, 4, 10, 10) (docs/benchmarks.md, "The transformer's step")."""
     exp = (scores - scores.amax(dim=-1, keepdim=True).detach()).exp()
     return exp / exp.sum(dim=-1, keepdim=True)
 
