@@ -29,6 +29,7 @@ from lipsgen.training.distillation import (
     DistillConfig,
     distill_model,
     rollout_loss,
+    student_config,
     teacher_pairs,
 )
 
@@ -69,6 +70,22 @@ def test_teacher_pairs_follow_the_closed_form_map():
     assert states.shape == (2000, 3, 3, 3)
     z = states[:, 0].double()
     for k, t in enumerate((1.0, 0.5, 0.0)):  # the path's states at the student's grid times
+        scale = math.sqrt((1 - t) ** 2 * SIGMA**2 + t**2)
+        assert torch.allclose(states[:, k].double(), (1 - t) * MU.double() + scale * z, atol=1e-3)
+
+
+def test_a_few_step_students_grid_is_the_times_of_its_teachers_states():
+    """A teacher trained with time power 2 steps at t = (1 - k/K)^2; its recorded states are there, and
+    the few-step student keeps the power so that it steps at the same times."""
+    teacher = GenerativeModel(ModelConfig(model="fm-z", n_particles=3, sqrt_s=SQRT_S, width=32, depth=2,
+                                          time_power=2.0))
+    teacher.net = GaussianVelocity()
+    config = DistillConfig(method="few-step", steps=2, teacher_steps=100, teacher_solver="heun")
+    states = teacher_pairs(teacher, 2000, config, torch.Generator().manual_seed(0), progress=False)
+    times = GenerativeModel(student_config(teacher.config, config)).process.time_grid(config.steps, 1.0)
+    assert times == pytest.approx([1.0, 0.25, 0.0], abs=1e-15)
+    z = states[:, 0].double()
+    for k, t in enumerate(times):
         scale = math.sqrt((1 - t) ** 2 * SIGMA**2 + t**2)
         assert torch.allclose(states[:, k].double(), (1 - t) * MU.double() + scale * z, atol=1e-3)
 

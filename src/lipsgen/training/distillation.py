@@ -109,8 +109,8 @@ def student_config(teacher: ModelConfig, config: DistillConfig) -> ModelConfig:
         return replace(teacher, model="nf", invariant_features=False, pair_features=False, relative_output=False,
                        relative_updates=False, time_power=1.0, sampler_steps=None, sampler_solver=None,
                        flow_direction="sampling", **size)
-    return replace(teacher, model="fm-z", coupling="independent", time_power=1.0, sampler_steps=config.steps,
-                   sampler_solver="euler")
+    # the teacher's time power: the student's grid is then the times of the teacher's recorded states
+    return replace(teacher, model="fm-z", coupling="independent", sampler_steps=config.steps, sampler_solver="euler")
 
 
 def teacher_grid_steps(teacher: GenerativeModel, config: DistillConfig) -> int:
