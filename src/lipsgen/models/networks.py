@@ -277,4 +277,5 @@ class TransformerBackbone(nn.Module):
         h = self.norm(h)
         if self.relative is None:
             return self.out(h)
-        return self.out(h) + self.relative(h, moved, pairs) + (moved - x)
+        field = self.out(h) + self.relative(h, moved, pairs)
+        return field if self.updates is None else field + (moved - x)
