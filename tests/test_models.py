@@ -75,6 +75,25 @@ def test_training_is_deterministic_and_resume_is_exact(muon, tmp_path):
         assert torch.equal(states[0]["net"][key], states[2]["net"][key])
 
 
+def test_ema_weights_average_the_trajectory_of_the_weights(muon, tmp_path):
+    """The EMA weights after step s are ``d_s ema + (1 - d_s) w_s`` with ``d_s = min(decay, (1 + s) /
+    (10 + s))`` (s from 0), starting from the initial weights: recomputed from the net weights of
+    every step (a run stopped and resumed one step at a time, which is exact)."""
+    config = ModelConfig(model="fm-z", n_particles=3, target="muon", **TINY)
+    settings = replace(QUICK, steps=4, ema_decay=0.5, checkpoint_every=1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        expected = {k: v.double() for k, v in GenerativeModel(config).net.state_dict().items()}
+    for step in range(settings.steps):
+        result = train(muon, config, settings, tmp_path, progress=False, stop_after=1, resume=step > 0)
+        state = torch.load(result.model_path, weights_only=True)
+        decay = min(0.5, (1 + step) / (10 + step))
+        expected = {k: decay * v + (1 - decay) * state["net"][k].double() for k, v in expected.items()}
+        assert not all(torch.equal(state["ema"][k], state["net"][k]) for k in expected)
+        for key, value in expected.items():
+            torch.testing.assert_close(state["ema"][key].double(), value, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_checkpoints_and_resumes_exactly(muon, tmp_path, monkeypatch, signum):
     """A signal mid-run (Ctrl-C, or SIGTERM from kill / timeout / a batch system) is held until

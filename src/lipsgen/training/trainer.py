@@ -277,6 +277,11 @@ def train(
                          "default_steps": model.default_steps},
         }
 
+    # the state dict's tensors share the parameters' storage: paired once, they follow every step
+    live = model.net.state_dict()
+    ema_floating = [ema[k] for k, v in live.items() if v.is_floating_point()]
+    live_floating = [v for v in live.values() if v.is_floating_point()]
+    ema_other = [(ema[k], v) for k, v in live.items() if not v.is_floating_point()]
     # every rank holds the same parameters: DDP only has to average the gradients
     net = torch.nn.parallel.DistributedDataParallel(model.net) if world.distributed else model.net
     rows = world.rows()
@@ -336,11 +341,9 @@ def train(
             scheduler.step()
             with torch.no_grad():
                 decay = min(train_config.ema_decay, (1 + step) / (10 + step))
-                for key, value in model.net.state_dict().items():
-                    if value.is_floating_point():
-                        ema[key].mul_(decay).add_(value, alpha=1 - decay)
-                    else:
-                        ema[key].copy_(value)
+                torch._foreach_lerp_(ema_floating, live_floating, 1 - decay)  # one fused update of every weight
+                for averaged, value in ema_other:
+                    averaged.copy_(value)
             step += 1
             loss_value = logged.item()
             bar.update(1)
