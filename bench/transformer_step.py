@@ -2,8 +2,10 @@
 
 Times one forward and backward pass of ``TransformerBackbone`` at the cpu preset's size (width 64, depth 2,
 4 heads) on a batch of SARGE-sized states (256 events of 10 particles), without and with the relative
-output and the per-block relative updates; and the attention softmax, torch's kernel against
-``networks._softmax_last``, on the attention scores of that batch (256, 4, 10, 10), forward and backward.
+output and the per-block relative updates; the attention softmax, torch's kernel against
+``networks._softmax_last``, on the attention scores of that batch (256, 4, 10, 10), forward and backward;
+and the step's EMA update of the weights (with the updates' network), a loop over the state dict's
+tensors against the trainer's one fused ``torch._foreach_lerp_``.
 Interleaved medians (``common.interleaved_medians``) and ratios to the plain backbone in the same process.
 Prints a Markdown table.
 
@@ -51,10 +53,25 @@ def main() -> None:
     scores = torch.randn(args.batch, 4, args.particles, args.particles, requires_grad=True)
     softmaxes = {"torch.softmax": lambda: scores.softmax(dim=-1).square().sum().backward(),
                  "_softmax_last": lambda: _softmax_last(scores).square().sum().backward()}
-    medians = interleaved_medians({**steps, **softmaxes}, args.repeats)
+    ema_net = net  # the last variant's: the largest network
+    averaged = {k: v.clone() for k, v in ema_net.state_dict().items() if v.is_floating_point()}
+    live = [ema_net.state_dict()[k] for k in averaged]
+
+    @torch.no_grad()
+    def ema_loop() -> None:  # as the trainer did it before 231e3ba
+        for key, value in ema_net.state_dict().items():
+            if value.is_floating_point():
+                averaged[key].mul_(0.999).add_(value, alpha=0.001)
+
+    @torch.no_grad()
+    def ema_fused() -> None:
+        torch._foreach_lerp_(list(averaged.values()), live, 0.001)
+
+    emas = {"EMA, loop over tensors": ema_loop, "EMA, fused": ema_fused}
+    medians = interleaved_medians({**steps, **softmaxes, **emas}, args.repeats)
     print(f"Machine: {machine()}\n")
     print("| pass (forward + backward) | median (ms) | ratio |\n|---|---:|---:|")
-    for group, reference in ((steps, "plain"), (softmaxes, "torch.softmax")):
+    for group, reference in ((steps, "plain"), (softmaxes, "torch.softmax"), (emas, "EMA, loop over tensors")):
         for name in group:
             print(f"| {name} | {1e3 * medians[name]:.2f} | {medians[name] / medians[reference]:.2f} |")
 

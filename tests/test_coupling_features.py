@@ -190,14 +190,17 @@ def test_particle_coupling_and_relative_output_from_the_command_line(tmp_path):
     assert run_cli("data", "sarge", "--particles", "4", "--events", "2000", "--sqrt-s", "91.19", "--permute",
                    "--out", str(data), "--seed", "1").returncode == 0
     result = run_cli("train", "--data", str(data), "--model", "fm-z", "--coupling", "particles", "--relative-output",
-                     "--relative-updates", "--time-power", "2", "--max-steps", "20", "--out", str(tmp_path / "m"))
+                     "--relative-updates", "--token-updates", "--time-power", "2", "--max-steps", "20", "--out",
+                     str(tmp_path / "m"))
     assert result.returncode == 0, result.stderr
     model, _ = load_model(tmp_path / "m" / "model.pt")
     assert model.config.coupling == "particles" and model.process.couple is align_particles
     assert model.config.relative_output and model.net.relative is not None and model.process.time_power == 2
     assert model.config.relative_updates and len(model.net.updates) == model.config.depth
-    for relative in (model.net.relative, *model.net.updates):  # trained, not left at their zero start
-        assert relative.coefficients.weight.abs().max() > 0
+    assert model.config.token_updates and len(model.net.token_updates) == model.config.depth
+    # trained, not left at their zero start
+    for layer in (*(r.coefficients for r in (model.net.relative, *model.net.updates)), *model.net.token_updates):
+        assert layer.weight.abs().max() > 0
     events = model.sample(200, seed=2).events
     total = events.sum(dim=1)
     torch.testing.assert_close(total, torch.tensor([91.19, 0, 0, 0], dtype=torch.float64).expand_as(total),
@@ -215,3 +218,6 @@ def test_particle_coupling_and_relative_output_from_the_command_line(tmp_path):
     result = run_cli("train", "--data", str(data), "--model", "fm-z", "--relative-updates",
                      "--out", str(tmp_path / "u"))
     assert result.returncode == 1 and "set relative_output too" in result.stderr and not (tmp_path / "u").exists()
+    result = run_cli("train", "--data", str(data), "--model", "fm-z", "--relative-output", "--token-updates",
+                     "--out", str(tmp_path / "k"))
+    assert result.returncode == 1 and "set relative_updates too" in result.stderr and not (tmp_path / "k").exists()

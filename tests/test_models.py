@@ -247,6 +247,43 @@ def test_relative_updates_move_the_particles_and_the_pair_angles_follow_them():
         ModelConfig(model="fm-z", n_particles=3, backbone="transformer", relative_updates=True)
 
 
+def test_token_updates_add_the_moved_particles_features_to_their_tokens():
+    from lipsgen.models.networks import token_features
+
+    torch.manual_seed(2)
+    n, heads, width = 5, 2, 16
+    net = TransformerBackbone(n, width=width, depth=1, heads=heads, time_dim=8, relative_output=True,
+                              relative_updates=True, token_updates=True).double()
+    x = torch.randn(6, n, 3, dtype=torch.float64)
+    t = torch.rand(6, dtype=torch.float64)
+    assert net(x, t).abs().max() == 0  # starts as the reference field
+    update, embed = net.updates[0], net.token_updates[0]
+    with torch.no_grad():
+        torch.nn.init.normal_(net.out.weight)
+        torch.nn.init.normal_(embed.weight)
+        torch.nn.init.normal_(embed.bias)
+        for layer in (update.qk, update.pair_bias, update.coefficients):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        update.coefficients.bias[:heads] = 1.0 / heads  # every particle moved to the mean of the others
+    perm = torch.randperm(n)
+    torch.testing.assert_close(net(x[:, perm], t), net(x, t)[:, perm], rtol=0, atol=1e-12)
+    # the tokens the output reads: the block's, plus the linear embedding of the moved particles' features
+    seen = []
+    handle = net.norm.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    with torch.no_grad():
+        net(x, t)
+        handle.remove()
+        pairs = net.pair_embed(pair_log_angles(x).unsqueeze(-1))
+        block = net.blocks[0](net.embed(token_features(x)), net.time(t), pairs)
+        moved = (x.sum(1, keepdim=True) - x) / (n - 1)
+        torch.testing.assert_close(seen[0], block + embed(token_features(moved)), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="needs relative_updates"):
+        TransformerBackbone(n, width=16, depth=1, heads=heads, relative_output=True, token_updates=True)
+    with pytest.raises(ValueError, match="set relative_updates too"):
+        ModelConfig(model="fm-z", n_particles=3, backbone="transformer", relative_output=True, token_updates=True)
+
+
 def test_relative_output_is_refused_where_there_are_no_particle_tokens():
     for bad in (dict(model="fm-z", backbone="mlp"), dict(model="nf", backbone="transformer"),
                 dict(model="fm-z", backbone="transformer", base="chain")):

@@ -52,6 +52,8 @@ class ModelConfig:
     relative_output: bool = False
     # with it: move the particles by such a field after every block (models.networks.TransformerBackbone)
     relative_updates: bool = False
+    # with them: re-embed every moved particle's token features into its token after every block
+    token_updates: bool = False
     time_power: float = 1.0  # flow matching: training times t = u^time_power, u uniform (> 1: data end)
     # flow matching from the space's prior: or "fibre" (Space.align_fibre), or "particles" for unlabelled
     # particles (models.couplings.align_particles)
@@ -131,6 +133,9 @@ class ModelConfig:
                              f"{self.backbone!r}" + (f" on base {self.base!r}" if in_chart else ""))
         if self.relative_updates and not self.relative_output:
             raise ValueError("relative_updates moves the particles for the relative output: set relative_output too")
+        if self.token_updates and not self.relative_updates:
+            raise ValueError("token_updates re-embeds the particles that relative_updates move: "
+                             "set relative_updates too")
         if self.invariant_features and process == "nf":
             raise ValueError("invariant_features is an input of the mlp and transformer backbones; nf has neither")
         if self.order_by_energy and not in_chart:
@@ -240,7 +245,7 @@ class GenerativeModel(nn.Module):
                                           event_momenta=self.space.event_momenta if config.invariant_features else None)
             if config.backbone == "transformer":
                 kwargs.update(heads=config.heads, relative_output=config.relative_output,
-                              relative_updates=config.relative_updates)
+                              relative_updates=config.relative_updates, token_updates=config.token_updates)
             self.net = backbone(config.n_particles, **kwargs)
         self.fitted = FittedGaussian(config.n_particles) if prior == "fitted" else None
         self.process = self._make_process(process_name, prior)

@@ -224,11 +224,15 @@ class TransformerBackbone(nn.Module):
     ``relative_output`` adds :class:`_RelativeOutput`'s field; ``relative_updates`` (with it) also
     moves the particles after every block by such a field and recomputes the pair angles from the
     moved particles for the next block (EGNN's per-layer coordinate updates); the output is then the
-    displacement of the moved particles plus the relative output read at them."""
+    displacement of the moved particles plus the relative output read at them. ``token_updates``
+    (with the updates) adds a linear embedding of each moved particle's token features to its token
+    after every block (zero at the start), as EGNN's node update sees the moved coordinates: without
+    it the tokens see the moved particles only through the next block's pair bias."""
 
     def __init__(self, n_particles: int, width: int = 128, depth: int = 4, heads: int = 4,
                  time_dim: int = 64, pair_features: bool = True, event_momenta: EventMomenta | None = None,
-                 relative_output: bool = False, relative_updates: bool = False) -> None:
+                 relative_output: bool = False, relative_updates: bool = False,
+                 token_updates: bool = False) -> None:
         super().__init__()
         self.n_particles = n_particles
         self.pair_features = pair_features
@@ -250,6 +254,13 @@ class TransformerBackbone(nn.Module):
         self.relative = _RelativeOutput(width, heads, channels > 0) if relative_output else None
         self.updates = (nn.ModuleList([_RelativeOutput(width, heads, channels > 0) for _ in range(depth)])
                         if relative_updates else None)
+        if token_updates and not relative_updates:
+            raise ValueError("token_updates re-embeds the particles the relative updates move: needs relative_updates")
+        embeddings = [nn.Linear(self.embed.in_features, width) for _ in range(depth)] if token_updates else []
+        for layer in embeddings:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        self.token_updates = nn.ModuleList(embeddings) if token_updates else None
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         temb = self.time(t)
@@ -271,6 +282,8 @@ class TransformerBackbone(nn.Module):
             h = block(h, temb, pairs)
             if self.updates is not None:
                 moved = moved + self.updates[i](h, moved, pairs)
+                if self.token_updates is not None:
+                    h = h + self.token_updates[i](torch.cat([token_features(moved), *tokens[1:]], dim=-1))
                 if self.pair_features:  # the event's invariants stay those of the input state
                     pair_channels[0] = pair_log_angles(moved)
                     pairs = embed_pairs()

@@ -107,8 +107,8 @@ def student_config(teacher: ModelConfig, config: DistillConfig) -> ModelConfig:
     if config.method == "flow":
         size: dict[str, Any] = {**DISTILL_FLOW_SIZE, **config.flow_size}
         return replace(teacher, model="nf", invariant_features=False, pair_features=False, relative_output=False,
-                       relative_updates=False, time_power=1.0, sampler_steps=None, sampler_solver=None,
-                       flow_direction="sampling", **size)
+                       relative_updates=False, token_updates=False, time_power=1.0, sampler_steps=None,
+                       sampler_solver=None, flow_direction="sampling", **size)
     # the teacher's time power: the student's grid is then the times of the teacher's recorded states
     return replace(teacher, model="fm-z", coupling="independent", sampler_steps=config.steps, sampler_solver="euler")
 
