@@ -2,7 +2,7 @@
 
 Times one forward and backward pass of ``TransformerBackbone`` at the cpu preset's size (width 64, depth 2,
 4 heads) on a batch of SARGE-sized states (256 events of 10 particles), without and with the relative
-output and the per-block relative updates; the attention softmax, torch's kernel against
+output, the per-block relative updates and the token updates; the attention softmax, torch's kernel against
 ``networks._softmax_last``, on the attention scores of that batch (256, 4, 10, 10), forward and backward;
 and the step's EMA update of the weights (with the updates' network), a loop over the state dict's
 tensors against the trainer's one fused ``torch._foreach_lerp_``.
@@ -37,7 +37,8 @@ def main() -> None:
     torch.manual_seed(0)
     x, t = torch.randn(args.batch, args.particles, 3), torch.rand(args.batch)
     variants = {"plain": {}, "relative output": dict(relative_output=True),
-                "relative output + updates": dict(relative_output=True, relative_updates=True)}
+                "relative output + updates": dict(relative_output=True, relative_updates=True),
+                "+ token updates": dict(relative_output=True, relative_updates=True, token_updates=True)}
     steps = {}
     for name, options in variants.items():
         net = TransformerBackbone(args.particles, width=64, depth=2, heads=4, **options)
