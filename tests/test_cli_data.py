@@ -163,9 +163,23 @@ def test_reading_missing_corrupt_and_wrong_files(tmp_path):
 
 
 def test_help_everywhere():
-    for args in ([], ["data"], ["data", "uniform"], ["demo"]):
+    """Every command's and every data target's help formats (argparse %-formats help strings)."""
+    import argparse
+
+    from lipsgen.cli.main import build_parser
+
+    def commands(parser: argparse.ArgumentParser, prefix: list[str]):
+        yield prefix
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from commands(sub, [*prefix, name])
+
+    found = list(commands(build_parser(), []))
+    assert ["train"] in found and ["data", "uniform"] in found
+    for args in found:
         result = run_cli(*args, "--help")
-        assert result.returncode == 0 and "usage: lipsgen" in result.stdout
+        assert result.returncode == 0 and "usage: lipsgen" in result.stdout, (args, result.stderr[-300:])
 
 
 def test_demo_runs_end_to_end_and_reports(tmp_path):

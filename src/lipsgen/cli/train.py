@@ -89,7 +89,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--token-updates", action="store_true",
                         help="with --relative-updates: also re-embed each moved particle's features (x, x/|x|, "
                         "log|x|) into its token after every block (EGNN's node update; SARGE's ten gluons: AUC "
-                        "0.005 lower on average over five seeds, 0.626 -> 0.616 on the hardest, for about 2% "
+                        "0.005 lower on average over five seeds, 0.626 -> 0.616 on the hardest, for about 2%% "
                         "more time per step)")
     parser.add_argument("--time-power", type=positive_float, default=1.0,
                         help="flow matching: training times drawn as t = u^P, u uniform, and the sampler's steps "
