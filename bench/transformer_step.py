@@ -54,9 +54,9 @@ def main() -> None:
     scores = torch.randn(args.batch, 4, args.particles, args.particles, requires_grad=True)
     softmaxes = {"torch.softmax": lambda: scores.softmax(dim=-1).square().sum().backward(),
                  "_softmax_last": lambda: _softmax_last(scores).square().sum().backward()}
-    ema_net = net  # the last variant's: the largest network
+    ema_net = TransformerBackbone(args.particles, width=64, depth=2, heads=4, **variants["+ token updates"])
     averaged = {k: v.clone() for k, v in ema_net.state_dict().items() if v.is_floating_point()}
-    live = [ema_net.state_dict()[k] for k in averaged]
+    averaged_list, live = list(averaged.values()), [ema_net.state_dict()[k] for k in averaged]
 
     @torch.no_grad()
     def ema_loop() -> None:  # as the trainer did it before 231e3ba
@@ -66,7 +66,7 @@ def main() -> None:
 
     @torch.no_grad()
     def ema_fused() -> None:
-        torch._foreach_lerp_(list(averaged.values()), live, 0.001)
+        torch._foreach_lerp_(averaged_list, live, 0.001)
 
     emas = {"EMA, loop over tensors": ema_loop, "EMA, fused": ema_fused}
     medians = interleaved_medians({**steps, **softmaxes, **emas}, args.repeats)

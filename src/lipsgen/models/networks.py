@@ -114,9 +114,7 @@ class MLPBackbone(nn.Module):
             layers += [nn.Linear(size, width), nn.SiLU()]
             size = width
         self.hidden = nn.Sequential(*layers)
-        self.out = nn.Linear(size, n_particles * 3)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.out = _zero_linear(size, n_particles * 3)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         features = [token_features(x).flatten(1), self.time(t)]
@@ -130,6 +128,15 @@ class MLPBackbone(nn.Module):
 
 
 _PAIR_EMBEDDING = 16
+
+
+def _zero_linear(n_in: int, n_out: int) -> nn.Linear:
+    """A linear layer that outputs zero until trained: outputs and corrections that start the
+    network as the reference field."""
+    layer = nn.Linear(n_in, n_out)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
 
 
 def _attention_scores(q: Tensor, k: Tensor, pair_bias: nn.Module | None, pairs: Tensor | None) -> Tensor:
@@ -191,9 +198,7 @@ class _RelativeOutput(nn.Module):
         self.heads = heads
         self.qk = nn.Linear(width, 2 * width)
         self.pair_bias = nn.Linear(_PAIR_EMBEDDING, heads) if pair_bias else None
-        self.coefficients = nn.Linear(width, 4 * heads)
-        nn.init.zeros_(self.coefficients.weight)
-        nn.init.zeros_(self.coefficients.bias)
+        self.coefficients = _zero_linear(width, 4 * heads)
 
     def forward(self, h: Tensor, x: Tensor, pairs: Tensor | None) -> Tensor:
         """h (B, N, width), x (B, N, 3), pairs (B, N, N, _PAIR_EMBEDDING) or None -> (B, N, 3)."""
@@ -246,9 +251,7 @@ class TransformerBackbone(nn.Module):
         self.embed = nn.Linear(N_TOKEN_FEATURES + (event_momenta is not None), width)
         self.blocks = nn.ModuleList([_Block(width, heads, time_dim, channels > 0) for _ in range(depth)])
         self.norm = nn.LayerNorm(width)
-        self.out = nn.Linear(width, 3)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.out = _zero_linear(width, 3)
         if relative_updates and not relative_output:
             raise ValueError("relative_updates moves the particles for the relative output: needs relative_output")
         self.relative = _RelativeOutput(width, heads, channels > 0) if relative_output else None
@@ -256,11 +259,8 @@ class TransformerBackbone(nn.Module):
                         if relative_updates else None)
         if token_updates and not relative_updates:
             raise ValueError("token_updates re-embeds the particles the relative updates move: needs relative_updates")
-        embeddings = [nn.Linear(self.embed.in_features, width) for _ in range(depth)] if token_updates else []
-        for layer in embeddings:
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
-        self.token_updates = nn.ModuleList(embeddings) if token_updates else None
+        self.token_updates = (nn.ModuleList([_zero_linear(self.embed.in_features, width) for _ in range(depth)])
+                              if token_updates else None)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         temb = self.time(t)
